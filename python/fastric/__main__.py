@@ -1,0 +1,53 @@
+"""`python -m fastric HANDLER`: the runtime when Lambda's Runtime API is there, else local mode."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+_USAGE = "python -m fastric [--host HOST] [--port PORT] HANDLER"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+
+    # Lambda starts the runtime with the handler as the only argument; argument parsing is left to
+    # local mode so that it costs nothing at a cold start.
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        handler = argv[0] if argv else os.environ.get("_HANDLER")
+        if not handler:
+            return _no_handler()
+        from .bootstrap import run
+
+        run(handler)
+
+    return _serve_locally(argv)
+
+
+def _serve_locally(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fastric", usage=_USAGE, description=__doc__)
+    parser.add_argument("handler", nargs="?", help="module.function, or path/module.function (default: $_HANDLER)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or $FASTRIC_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080, or $FASTRIC_PORT)")
+    arguments = parser.parse_args(argv)
+    handler = arguments.handler or os.environ.get("_HANDLER")
+    if not handler:
+        return _no_handler()
+
+    from .local import serve
+
+    host = arguments.host or os.environ.get("FASTRIC_HOST", "127.0.0.1")
+    port = arguments.port or int(os.environ.get("FASTRIC_PORT", "8080"))
+    return serve(handler, host=host, port=port)
+
+
+def _no_handler() -> int:
+    sys.stderr.write(f"usage: {_USAGE}\nfastric: no handler given and _HANDLER is not set\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

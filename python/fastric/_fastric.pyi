@@ -1,0 +1,104 @@
+"""The native core of fastric. Private: import what you need from `fastric` instead."""
+
+from typing import Any, Callable, Optional
+
+__version__: str
+
+class ErrorResponse:
+    """An invocation error to post to the Runtime API's `/error` endpoint.
+
+    Args:
+        error_type: the `Lambda-Runtime-Function-Error-Type` header value, e.g. `Runtime.MarshalError`.
+        body: the error document, already encoded.
+        xray_cause: the `Lambda-Runtime-Function-XRay-Error-Cause` header value, if any.
+    """
+
+    def __init__(self, error_type: str, body: bytes, *, xray_cause: Optional[str] = None) -> None: ...
+    @property
+    def error_type(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def xray_cause(self) -> Optional[str]: ...
+
+class Invocation:
+    """The Runtime API headers of one invocation."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def deadline_ms(self) -> int:
+        """The deadline in milliseconds since the epoch (0 when the header is missing)."""
+    @property
+    def invoked_function_arn(self) -> str: ...
+    @property
+    def trace_id(self) -> Optional[str]: ...
+    @property
+    def client_context(self) -> Optional[str]:
+        """The client context header, raw JSON text."""
+    @property
+    def cognito_identity(self) -> Optional[str]:
+        """The Cognito identity header, raw JSON text."""
+    @property
+    def tenant_id(self) -> Optional[str]: ...
+    @property
+    def invocation_id(self) -> Optional[str]: ...
+    @property
+    def content_type(self) -> Optional[str]: ...
+
+class RuntimeClient:
+    """A client of the Lambda Runtime API on one kept-alive connection.
+
+    Args:
+        address: `host:port` of the Runtime API, as in `AWS_LAMBDA_RUNTIME_API`.
+        user_agent: the `User-Agent` header to send.
+    """
+
+    def __init__(self, address: str, user_agent: str) -> None: ...
+    @property
+    def address(self) -> str: ...
+    def run(
+        self,
+        invoke: Callable[[Invocation, Any], Any],
+        decode_fallback: Callable[[Invocation, bytes], Any],
+        encode_fallback: Callable[[Invocation, Any], Any],
+        *,
+        ensure_ascii: bool,
+    ) -> None:
+        """Serves invocations until the Runtime API fails or a callback raises.
+
+        Each event is decoded natively (or by `decode_fallback`, which returns the event or an
+        `ErrorResponse`), passed to `invoke`, and what `invoke` returns is posted: an
+        `ErrorResponse` to `/error`, `bytes` as `application/unknown`, anything else as JSON, encoded
+        natively or by `encode_fallback` (which returns the bytes or an `ErrorResponse`). The GIL is
+        released while waiting for events and while posting.
+
+        Raises:
+            fastric.RuntimeApiError: the Runtime API could not be reached or refused a request.
+        """
+    def post_init_error(self, error_type: str, body: bytes) -> None:
+        """Posts an init error document to `/runtime/init/error`.
+
+        Raises:
+            fastric.RuntimeApiError: the post failed or was not accepted with 202.
+        """
+    def restore_next(self) -> None:
+        """Waits on `/runtime/restore/next` for a snapshotted function's restore.
+
+        Raises:
+            fastric.RuntimeApiError: the request failed or was not answered with 200.
+        """
+    def post_restore_error(self, error_type: str, body: bytes) -> None:
+        """Posts an error document to `/runtime/restore/error`.
+
+        Raises:
+            fastric.RuntimeApiError: the post failed or was not accepted with 202.
+        """
+
+def encode_json(value: Any, *, ensure_ascii: bool) -> Optional[bytes]:
+    """Encodes `value` as the stock runtime's encoder would, or returns None when the value needs
+    the reference encoder (types other than exact built-in JSON types, lone surrogates, deep nesting).
+    """
+
+def decode_json(data: bytes) -> Optional[Any]:
+    """Decodes JSON `data`, or returns None when the reference decoder must decide."""
