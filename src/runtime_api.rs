@@ -49,6 +49,16 @@ impl fmt::Display for RuntimeApiError {
 
 impl std::error::Error for RuntimeApiError {}
 
+impl RuntimeApiError {
+    /// The HTTP status the Runtime API answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, RuntimeApiError>;
 
 /// One event as the Runtime API delivered it, with every header the runtime uses.

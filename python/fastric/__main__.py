@@ -18,6 +18,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         handler = argv[0] if argv else os.environ.get("_HANDLER")
         if not handler:
             return _no_handler()
+        max_concurrency = os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY")
+        if max_concurrency is not None:
+            from .bootstrap import run_workers
+
+            return run_workers(handler, int(max_concurrency))
+
         from .bootstrap import run
 
         run(handler)

@@ -288,8 +288,15 @@ def setup() -> None:
         return
     _configured = True
 
-    sys.stdout = Unbuffered(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = Unbuffered(sys.stderr)  # type: ignore[assignment]
+    for stream in (sys.stdout, sys.stderr):
+        # On a stream that cannot encode a character (an ASCII locale, say), a log line with one
+        # would crash the runtime mid-invocation; it is written with backslash escapes instead.
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    if not isinstance(sys.stdout, Unbuffered):
+        sys.stdout = Unbuffered(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, Unbuffered):
+        sys.stderr = Unbuffered(sys.stderr)  # type: ignore[assignment]
     _sink = _open_sink()
 
     log_format = os.environ.get("AWS_LAMBDA_LOG_FORMAT")
@@ -311,6 +318,22 @@ def setup() -> None:
     if isinstance(logging.getLevelName(level), int):
         root.setLevel(level)
     root.addHandler(handler)
+
+
+def teardown() -> None:
+    """Undo `setup`: remove the runtime's root handler and close the telemetry descriptor.
+
+    Used before forking workers, each of which sets logging up again for itself.
+    """
+    global _sink, _configured
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, (LambdaLoggerHandler, LambdaLoggerHandlerWithFrameType)):
+            root.removeHandler(handler)
+    if isinstance(_sink, _FramedSink):
+        _sink.file.close()
+    _sink = _StdoutSink()
+    _configured = False
 
 
 def set_request(request_id: str, tenant_id: str | None) -> None:

@@ -29,6 +29,8 @@ __all__ = [
 _RAW_UTF8_ENVIRONMENTS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in (12, 13, 14, 15))
 ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") not in _RAW_UTF8_ENVIRONMENTS
 
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.__file__), "asyncio", "")
+
 # awslambdaric stops sending the X-Ray cause at this size; so does fastric.
 _XRAY_CAUSE_LIMIT = 1024 * 1024
 
@@ -107,10 +109,11 @@ def error_document(message: str, error_type: str, stack_trace: Optional[list[str
 
 
 def user_frames(tb: Optional[TracebackType]) -> list[tuple[str, int, str, Optional[str]]]:
-    """The traceback's frames without the runtime's own leading ones."""
+    """The traceback's frames without the runtime's own leading ones (and, for an async handler,
+    the event loop's)."""
     frames = [(frame.filename, frame.lineno or 0, frame.name, frame.line) for frame in traceback.extract_tb(tb)]
     for index, (filename, *_rest) in enumerate(frames):
-        if "/bootstrap.py" not in filename:
+        if "/bootstrap.py" not in filename and not filename.startswith(_ASYNCIO_DIR):
             return frames[index:]
     return frames
 

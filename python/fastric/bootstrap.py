@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import platform
 import sys
 import time
-from typing import Any, Callable, NoReturn
+from types import CoroutineType
+from typing import Any, Callable, NoReturn, Optional
 
 from . import _fastric, _logging
 from ._marshal import (
@@ -29,7 +31,7 @@ from ._marshal import (
 from .context import LambdaContext
 from .errors import RuntimeApiError
 
-__all__ = ["load_handler", "run"]
+__all__ = ["HandlerContract", "load_handler", "run", "run_workers"]
 
 Handler = Callable[[Any, LambdaContext], Any]
 
@@ -39,10 +41,22 @@ _FAULT_XRAY_TYPE = "LambdaValidationError"
 # The exit statuses the platform expects when a snapshot hook fails.
 _EXIT_BEFORE_SNAPSHOT = 64
 _EXIT_AFTER_RESTORE = 65
+_MAX_RESPONSE = 6 * 1024 * 1024 + 100
+_PAYLOAD_TOO_LARGE = 413
+_FORBIDDEN = 403
+# A Managed Instance worker asks for the next event this many times, waiting 0.1 s, then twice as
+# long each time, as the stock runtime does.
+_NEXT_ATTEMPTS = 5
+_NEXT_FIRST_DELAY = 0.1
 
 
-def run(handler_name: str) -> NoReturn:
-    """Serves invocations of `handler_name` from the Runtime API at `AWS_LAMBDA_RUNTIME_API`."""
+def run(handler_name: str, *, concurrent: bool = False) -> NoReturn:
+    """Serves invocations of `handler_name` from the Runtime API at `AWS_LAMBDA_RUNTIME_API`.
+
+    With `concurrent`, the process is one of several workers of a Lambda Managed Instance: a failing
+    `next` is retried with backoff, a failed post is logged and the loop goes on, and an init error
+    that another worker already reported (403) is not an error.
+    """
     _put_task_root_first()
     _logging.setup()
     client = _fastric.RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"], _user_agent())
@@ -51,20 +65,73 @@ def run(handler_name: str) -> NoReturn:
     try:
         handler = load_handler(handler_name)
     except FaultError as fault:
-        _fail_init(client, error_document(fault.message, fault.error_type, fault.stack_trace, ""), fault.error_type)
+        document = error_document(fault.message, fault.error_type, fault.stack_trace, "")
+        _fail_init(client, document, fault.error_type, concurrent=concurrent)
     except Exception as error:
         document = _exception_document(error, "")
-        _fail_init(client, document, document["errorType"])
+        _fail_init(client, document, document["errorType"], concurrent=concurrent)
 
     # A snapshotted function runs its hooks around the snapshot before serving.
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
         _run_snapshot_hooks(client)
 
+    contract = (_WorkerContract if concurrent else HandlerContract)(handler)
     try:
-        client.run(_invoker(handler), _decode_fallback, _encode_fallback, ensure_ascii=ENSURE_ASCII)
+        client.run(contract, ensure_ascii=ENSURE_ASCII)
     except RuntimeApiError as error:
         _runtime_failure(error)
     raise AssertionError("the invocation loop returned")  # pragma: no cover - the loop only raises
+
+
+def run_workers(handler_name: str, count: int) -> int:
+    """Runs `count` worker processes, each its own runtime, as a Lambda Managed Instance does.
+
+    Returns the exit status once every worker has ended.
+    """
+    _logging.setup()
+    worker_pool = {"event": "runtime_worker_pool_initializing", "workerCount": count}
+    logging.getLogger().debug({**worker_pool, "executionEnvironmentMaxConcurrency": count})
+    # The workers log through their standard streams; the telemetry descriptor is the parent's.
+    _logging.teardown()
+
+    workers = [_fork_worker(handler_name) for _ in range(count)]
+    for pid in workers:
+        os.waitpid(pid, 0)
+    return 0
+
+
+def _fork_worker(handler_name: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        socket_path = os.environ.get("_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
+        if socket_path:
+            _redirect_output(socket_path)
+        run(handler_name, concurrent=True)
+    except SystemExit as exit_request:
+        status = exit_request.code if isinstance(exit_request.code, int) else int(exit_request.code is not None)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _redirect_output(socket_path: str) -> None:
+    # Each worker's stdout and stderr go to a stream socket of the platform's, one per stream.
+    import socket
+
+    for stream in (sys.stdout, sys.stderr):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(socket_path)
+            os.dup2(connection.fileno(), stream.fileno())
 
 
 def load_handler(handler_name: str) -> Handler:
@@ -110,30 +177,93 @@ def _user_agent() -> str:
     return f"aws-lambda-python/{platform.python_version()}-fastric/{_fastric.__version__}"
 
 
-def _invoker(handler: Handler) -> Callable[[_fastric.Invocation, Any], Any]:
-    environ = os.environ
+class HandlerContract:
+    """What the native loop calls: the handler for each event, and the runtime's answers to the
+    cases the loop cannot settle alone."""
 
-    def invoke(invocation: _fastric.Invocation, event: Any) -> Any:
-        _begin(invocation, environ)
-        request_id = invocation.request_id
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._environ = os.environ
+        self._event_loop: Any = None
+
+    def invoke(self, invocation: _fastric.Invocation, event: Any) -> Any:
+        """Runs the handler; returns its result, or the ErrorResponse for what it raised."""
+        self._begin(invocation)
         try:
-            context = _context_for(invocation)
-            return handler(event, context)
+            result = self._handler(event, _context_for(invocation))
+            if type(result) is CoroutineType:
+                result = self._await(result)
+            return result
         except FaultError as fault:
-            return _fault_response(fault, request_id)
+            return _fault_response(fault, invocation.request_id)
         except Exception as error:
-            return _error_response(error, request_id)
+            return _error_response(error, invocation.request_id)
 
-    return invoke
+    def decode_fallback(self, invocation: _fastric.Invocation, body: bytes) -> Any:
+        """Decodes an event the native decoder could not, or reports why it is not JSON."""
+        try:
+            return decode_reference(body)
+        except FaultError as fault:
+            self._begin(invocation)
+            return _fault_response(fault, invocation.request_id)
+
+    def encode_fallback(self, invocation: _fastric.Invocation, result: Any) -> Any:
+        """Encodes a result the native encoder stepped aside from, or reports why it cannot be."""
+        try:
+            return encode_reference(result)
+        except FaultError as fault:
+            return _fault_response(fault, invocation.request_id)
+
+    def response_too_large(self, invocation: _fastric.Invocation, size: int) -> _fastric.ErrorResponse:
+        """The error Lambda reports for a response over the payload limit, which is not sent."""
+        message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({_MAX_RESPONSE} bytes)."
+        return _fault_response(FaultError("Function.ResponseSizeTooLarge", message), invocation.request_id)
+
+    def next_failed(self, error: RuntimeApiError, attempt: int) -> Optional[float]:
+        """Seconds to wait before asking for the next event again, or None to give up."""
+        return None
+
+    def post_failed(self, invocation: _fastric.Invocation, error: RuntimeApiError) -> None:
+        """Decides whether the loop survives a refused post; raises to end it."""
+        if error.status == _PAYLOAD_TOO_LARGE:
+            # The platform has already failed the invocation; the environment is still sound.
+            sys.stdout.write(f"[ERROR] [{_now_ms()}] LAMBDA_RUNTIME {error}\n")
+            return
+        raise error
+
+    def _begin(self, invocation: _fastric.Invocation) -> None:
+        _logging.set_request(invocation.request_id, invocation.tenant_id)
+        trace_id = invocation.trace_id
+        if trace_id is None:
+            self._environ.pop(_TRACE_ENV, None)
+        else:
+            self._environ[_TRACE_ENV] = trace_id
+
+    def _await(self, coroutine: Any) -> Any:
+        # One event loop serves every invocation, so clients bound to it survive between them.
+        if self._event_loop is None:
+            import asyncio
+
+            self._event_loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._event_loop)
+        return self._event_loop.run_until_complete(coroutine)
 
 
-def _begin(invocation: _fastric.Invocation, environ: Any = os.environ) -> None:
-    _logging.set_request(invocation.request_id, invocation.tenant_id)
-    trace_id = invocation.trace_id
-    if trace_id is None:
-        environ.pop(_TRACE_ENV, None)
-    else:
-        environ[_TRACE_ENV] = trace_id
+class _WorkerContract(HandlerContract):
+    """A Lambda Managed Instance worker: the loop outlives Runtime API hiccups."""
+
+    def next_failed(self, error: RuntimeApiError, attempt: int) -> Optional[float]:
+        if attempt == 1:
+            logging.warning(f"Initial runtime_client.next() failed: {error}")
+        else:
+            logging.warning(f"Attempt {attempt} failed: {error}")
+        if attempt >= _NEXT_ATTEMPTS:
+            return None
+        logging.info(f"Retrying runtime_client.next() [attempt {attempt + 1}]...")
+        return _NEXT_FIRST_DELAY * 2 ** (attempt - 1)
+
+    def post_failed(self, invocation: _fastric.Invocation, error: RuntimeApiError) -> None:
+        logging.warning(f"{error}: This won't kill the Runtime loop")
 
 
 def _context_for(invocation: _fastric.Invocation) -> LambdaContext:
@@ -154,21 +284,6 @@ def _parse_header_json(value: str, name: str) -> Any:
         return json.loads(value)
     except Exception as error:
         raise FaultError("Runtime.LambdaContextUnmarshalError", f"Unable to parse {name} JSON: {error}") from None
-
-
-def _decode_fallback(invocation: _fastric.Invocation, body: bytes) -> Any:
-    try:
-        return decode_reference(body)
-    except FaultError as fault:
-        _begin(invocation)
-        return _fault_response(fault, invocation.request_id)
-
-
-def _encode_fallback(invocation: _fastric.Invocation, result: Any) -> Any:
-    try:
-        return encode_reference(result)
-    except FaultError as fault:
-        return _fault_response(fault, invocation.request_id)
 
 
 def _fault_response(fault: FaultError, request_id: str) -> _fastric.ErrorResponse:
@@ -201,18 +316,24 @@ def _describe(error: BaseException) -> str:
         return f"<exception str() failed: {type(error).__name__}>"
 
 
-def _fail_init(client: _fastric.RuntimeClient, document: dict[str, Any], error_type: str) -> NoReturn:
-    _report_init_error(client, document, error_type)
+def _fail_init(
+    client: _fastric.RuntimeClient, document: dict[str, Any], error_type: str, *, concurrent: bool = False
+) -> NoReturn:
+    _report_init_error(client, document, error_type, concurrent=concurrent)
     sys.exit(1)
 
 
-def _report_init_error(client: _fastric.RuntimeClient, document: dict[str, Any], error_type: str) -> None:
+def _report_init_error(
+    client: _fastric.RuntimeClient, document: dict[str, Any], error_type: str, *, concurrent: bool = False
+) -> None:
     _logging.warn_unhandled()
     _logging.log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
     try:
         client.post_init_error(error_type, to_json(document))
     except RuntimeApiError as error:
-        _runtime_failure(error)
+        # Among Managed Instance workers only the first init error is taken; the rest get 403.
+        if not (concurrent and error.status == _FORBIDDEN):
+            _runtime_failure(error)
 
 
 def _run_snapshot_hooks(client: _fastric.RuntimeClient) -> None:
@@ -251,6 +372,10 @@ def _snapshot_hook_registries() -> tuple[list[Any], list[Any]]:
 
 def _runtime_failure(error: RuntimeApiError) -> NoReturn:
     # Lambda replaces an environment whose runtime exits, which is the one recovery there is.
-    sys.stdout.write(f"[ERROR] [{int(time.time() * 1000)}] LAMBDA_RUNTIME {error}\n")
+    sys.stdout.write(f"[ERROR] [{_now_ms()}] LAMBDA_RUNTIME {error}\n")
     sys.stdout.flush()
     sys.exit(1)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -6,6 +6,8 @@ for that kind of failure.
 
 from __future__ import annotations
 
+from typing import Optional
+
 __all__ = ["FastricError", "RuntimeApiError"]
 
 
@@ -14,4 +16,15 @@ class FastricError(Exception):
 
 
 class RuntimeApiError(FastricError, ConnectionError):
-    """The Lambda Runtime API could not be reached or answered with an error."""
+    """The Lambda Runtime API could not be reached or answered with an error.
+
+    Attributes:
+        status: the HTTP status of the Runtime API's answer, or None when there was no answer.
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

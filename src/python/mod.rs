@@ -1,6 +1,8 @@
 //! The Python binding: argument plumbing around the Runtime API client, the event decoder and the
 //! result encoder, plus the invocation loop, which calls into Python once per invocation.
 
+use std::time::Duration;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -16,7 +18,7 @@ mod exceptions {
 
 impl From<RuntimeApiError> for PyErr {
     fn from(error: RuntimeApiError) -> Self {
-        exceptions::RuntimeApiError::new_err(error.to_string())
+        exceptions::RuntimeApiError::new_err((error.to_string(), error.status()))
     }
 }
 
@@ -90,12 +92,31 @@ impl Invocation {
     }
 }
 
-/// The Python callables the loop calls: the handler contract and the reference codecs.
-struct Callbacks<'py> {
+/// What the loop asks of Python, looked up once from the handler contract object.
+struct Contract<'py> {
     invoke: Bound<'py, PyAny>,
     decode_fallback: Bound<'py, PyAny>,
     encode_fallback: Bound<'py, PyAny>,
+    response_too_large: Bound<'py, PyAny>,
+    next_failed: Bound<'py, PyAny>,
+    post_failed: Bound<'py, PyAny>,
 }
+
+impl<'py> Contract<'py> {
+    fn from_object(contract: &Bound<'py, PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            invoke: contract.getattr("invoke")?,
+            decode_fallback: contract.getattr("decode_fallback")?,
+            encode_fallback: contract.getattr("encode_fallback")?,
+            response_too_large: contract.getattr("response_too_large")?,
+            next_failed: contract.getattr("next_failed")?,
+            post_failed: contract.getattr("post_failed")?,
+        })
+    }
+}
+
+/// The largest response body the Runtime API accepts for a buffered response.
+const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
 
 #[pyclass(module = "fastric._fastric")]
 pub struct RuntimeClient {
@@ -120,24 +141,13 @@ impl RuntimeClient {
         self.api.address()
     }
 
-    /// Serves invocations until the Runtime API fails or a callback raises; never returns `Ok`.
-    #[pyo3(signature = (invoke, decode_fallback, encode_fallback, *, ensure_ascii))]
-    fn run(
-        &mut self,
-        py: Python<'_>,
-        invoke: Bound<'_, PyAny>,
-        decode_fallback: Bound<'_, PyAny>,
-        encode_fallback: Bound<'_, PyAny>,
-        ensure_ascii: bool,
-    ) -> PyResult<()> {
-        let callbacks = Callbacks {
-            invoke,
-            decode_fallback,
-            encode_fallback,
-        };
+    /// Serves invocations until the Runtime API fails or the contract raises; never returns `Ok`.
+    #[pyo3(signature = (contract, *, ensure_ascii))]
+    fn run(&mut self, py: Python<'_>, contract: &Bound<'_, PyAny>, ensure_ascii: bool) -> PyResult<()> {
+        let contract = Contract::from_object(contract)?;
         let encoder = JsonEncoder { ensure_ascii };
         loop {
-            self.serve_one(py, &callbacks, &encoder)?;
+            self.serve_one(py, &contract, &encoder)?;
         }
     }
 
@@ -162,9 +172,9 @@ impl RuntimeClient {
 }
 
 impl RuntimeClient {
-    fn serve_one(&mut self, py: Python<'_>, callbacks: &Callbacks<'_>, encoder: &JsonEncoder) -> PyResult<()> {
+    fn serve_one(&mut self, py: Python<'_>, contract: &Contract<'_>, encoder: &JsonEncoder) -> PyResult<()> {
         // Wait for an event without holding the GIL.
-        let invocation = self.next_invocation(py)?;
+        let invocation = self.next_invocation(py, contract)?;
         let headers = Py::new(py, Invocation::from_api(&invocation))?;
 
         // Decode the event from the received buffer; the reference decoder has the last word.
@@ -173,83 +183,133 @@ impl RuntimeClient {
                 event
             } else {
                 let body = PyBytes::new(py, &invocation.body);
-                callbacks.decode_fallback.call1((headers.clone_ref(py), body))?
+                contract.decode_fallback.call1((headers.clone_ref(py), body))?
             }
         } else {
             PyBytes::new(py, &invocation.body).into_any()
         };
         if let Ok(error) = event.cast::<ErrorResponse>() {
-            return self.post_error(py, &invocation, error.get());
+            return self.post_error(py, contract, &invocation, &headers, error.get());
         }
 
         // Run the handler; BaseException (sys.exit and the like) ends the loop as it propagates.
-        let result = callbacks.invoke.call1((headers.clone_ref(py), event))?;
+        let result = contract.invoke.call1((headers.clone_ref(py), event))?;
 
         // Post what the handler produced.
-        self.deliver(py, &invocation, &headers, &result, callbacks, encoder)
+        self.deliver(py, contract, encoder, &invocation, &headers, &result)
     }
 
-    fn next_invocation(&mut self, py: Python<'_>) -> PyResult<ApiInvocation> {
-        let api = &mut self.api;
-        py.detach(|| api.send_next())?;
+    /// Waits for the next event, retrying for as long as the contract's `next_failed` allows.
+    fn next_invocation(&mut self, py: Python<'_>, contract: &Contract<'_>) -> PyResult<ApiInvocation> {
+        let mut attempt: u32 = 0;
         loop {
-            if let Some(invocation) = py.detach(|| api.poll_next())? {
+            attempt += 1;
+            let error = match self.try_next(py) {
+                Ok(invocation) => return Ok(invocation),
+                Err(NextError::Interrupted(error)) => return Err(error),
+                Err(NextError::Api(error)) => PyErr::from(error),
+            };
+            let delay = contract.next_failed.call1((error.value(py), attempt))?;
+            if delay.is_none() {
+                return Err(error);
+            }
+            let delay = Duration::try_from_secs_f64(delay.extract::<f64>()?).unwrap_or_default();
+            py.detach(|| std::thread::sleep(delay));
+        }
+    }
+
+    fn try_next(&mut self, py: Python<'_>) -> Result<ApiInvocation, NextError> {
+        let api = &mut self.api;
+        py.detach(|| api.send_next()).map_err(NextError::Api)?;
+        loop {
+            if let Some(invocation) = py.detach(|| api.poll_next()).map_err(NextError::Api)? {
                 return Ok(invocation);
             }
-            py.check_signals()?;
+            py.check_signals().map_err(NextError::Interrupted)?;
         }
     }
 
     fn deliver(
         &mut self,
         py: Python<'_>,
+        contract: &Contract<'_>,
+        encoder: &JsonEncoder,
         invocation: &ApiInvocation,
         headers: &Py<Invocation>,
         result: &Bound<'_, PyAny>,
-        callbacks: &Callbacks<'_>,
-        encoder: &JsonEncoder,
     ) -> PyResult<()> {
         if let Ok(error) = result.cast::<ErrorResponse>() {
-            return self.post_error(py, invocation, error.get());
+            return self.post_error(py, contract, invocation, headers, error.get());
         }
-        if let Ok(raw) = result.cast::<PyBytes>() {
-            self.body.clear();
+        self.body.clear();
+        let content_type = if let Ok(raw) = result.cast::<PyBytes>() {
             self.body.extend_from_slice(raw.as_bytes());
-            return self.post_body(py, invocation, BINARY_CONTENT_TYPE);
+            BINARY_CONTENT_TYPE
+        } else if encoder.encode(result, &mut self.body).is_ok() {
+            JSON_CONTENT_TYPE
+        } else {
+            // The reference encoder decides what the fast one stepped aside from.
+            let fallback = contract.encode_fallback.call1((headers.clone_ref(py), result))?;
+            if let Ok(error) = fallback.cast::<ErrorResponse>() {
+                return self.post_error(py, contract, invocation, headers, error.get());
+            }
+            let payload = fallback
+                .cast::<PyBytes>()
+                .map_err(|_| PyValueError::new_err("encode_fallback must return bytes or an ErrorResponse"))?;
+            self.body.clear();
+            self.body.extend_from_slice(payload.as_bytes());
+            JSON_CONTENT_TYPE
+        };
+
+        // A response the platform would refuse is reported as the error Lambda gives for it.
+        if self.body.len() > MAX_RESPONSE_BYTES {
+            let error = contract
+                .response_too_large
+                .call1((headers.clone_ref(py), self.body.len()))?;
+            let error = error.cast::<ErrorResponse>()?;
+            return self.post_error(py, contract, invocation, headers, error.get());
         }
 
-        self.body.clear();
-        if encoder.encode(result, &mut self.body).is_ok() {
-            return self.post_body(py, invocation, JSON_CONTENT_TYPE);
-        }
-
-        // The reference encoder decides what the fast one stepped aside from.
-        let fallback = callbacks.encode_fallback.call1((headers.clone_ref(py), result))?;
-        if let Ok(error) = fallback.cast::<ErrorResponse>() {
-            return self.post_error(py, invocation, error.get());
-        }
-        let payload = fallback
-            .cast::<PyBytes>()
-            .map_err(|_| PyValueError::new_err("the result encoder must return bytes or an ErrorResponse"))?;
-        self.body.clear();
-        self.body.extend_from_slice(payload.as_bytes());
-        self.post_body(py, invocation, JSON_CONTENT_TYPE)
-    }
-
-    fn post_body(&mut self, py: Python<'_>, invocation: &ApiInvocation, content_type: &str) -> PyResult<()> {
         let Self { api, body, .. } = self;
         let (request_id, invocation_id) = (&invocation.request_id, invocation.invocation_id.as_deref());
-        py.detach(|| api.post_response(request_id, invocation_id, content_type, body))?;
-        Ok(())
+        let posted = py.detach(|| api.post_response(request_id, invocation_id, content_type, body));
+        Self::after_post(py, contract, headers, posted)
     }
 
-    fn post_error(&mut self, py: Python<'_>, invocation: &ApiInvocation, error: &ErrorResponse) -> PyResult<()> {
+    fn post_error(
+        &mut self,
+        py: Python<'_>,
+        contract: &Contract<'_>,
+        invocation: &ApiInvocation,
+        headers: &Py<Invocation>,
+        error: &ErrorResponse,
+    ) -> PyResult<()> {
         let api = &mut self.api;
         let (request_id, invocation_id) = (&invocation.request_id, invocation.invocation_id.as_deref());
         let cause = error.xray_cause.as_deref();
-        py.detach(|| api.post_error(request_id, invocation_id, &error.error_type, cause, &error.body))?;
+        let posted = py.detach(|| api.post_error(request_id, invocation_id, &error.error_type, cause, &error.body));
+        Self::after_post(py, contract, headers, posted)
+    }
+
+    /// A failed post goes to the contract's `post_failed`, which either lets the loop go on or raises.
+    fn after_post(
+        py: Python<'_>,
+        contract: &Contract<'_>,
+        headers: &Py<Invocation>,
+        posted: Result<(), RuntimeApiError>,
+    ) -> PyResult<()> {
+        if let Err(error) = posted {
+            let error = PyErr::from(error);
+            contract.post_failed.call1((headers.clone_ref(py), error.value(py)))?;
+        }
         Ok(())
     }
+}
+
+/// Why waiting for the next event stopped: the Runtime API failed, or a signal handler raised.
+enum NextError {
+    Api(RuntimeApiError),
+    Interrupted(PyErr),
 }
 
 /// Encodes `value` as the stock runtime would, or returns `None` when the value needs the
