@@ -324,9 +324,16 @@ def _fail_init(
 
 
 def _report_init_error(
-    client: _fastric.RuntimeClient, document: dict[str, Any], error_type: str, *, concurrent: bool = False
+    client: _fastric.RuntimeClient,
+    document: dict[str, Any],
+    error_type: str,
+    *,
+    concurrent: bool = False,
+    warn: bool = True,
 ) -> None:
-    _logging.warn_unhandled()
+    # The unhandled-exception warning points at function code; a snapshot hook's failure gets none.
+    if warn:
+        _logging.warn_unhandled()
     _logging.log_error(document["errorType"], document["errorMessage"], document["stackTrace"])
     try:
         client.post_init_error(error_type, to_json(document))
@@ -346,7 +353,7 @@ def _run_snapshot_hooks(client: _fastric.RuntimeClient) -> None:
         client.restore_next()
     except BaseException as error:  # the platform must hear of any failure here, exits included
         document = _exception_document(error, "")
-        _report_init_error(client, document, "Runtime.BeforeSnapshotError")
+        _report_init_error(client, document, "Runtime.BeforeSnapshotError", warn=False)
         sys.exit(_EXIT_BEFORE_SNAPSHOT)
 
     try:

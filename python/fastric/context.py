@@ -20,9 +20,8 @@ class CognitoIdentity:
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
 
     def __init__(self, identity: Optional[dict[str, Any]] = None) -> None:
-        identity = identity or {}
-        self.cognito_identity_id = identity.get("cognitoIdentityId")
-        self.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
+        self.cognito_identity_id = None if identity is None else identity.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = None if identity is None else identity.get("cognitoIdentityPoolId")
 
     def __repr__(self) -> str:
         return (
