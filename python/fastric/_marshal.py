@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import traceback
 from types import TracebackType
-from typing import Any, Optional
 
 from . import _fastric
+
+# `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = [
     "ENSURE_ASCII",

@@ -7,14 +7,11 @@ the handler contract: how handlers are found, what they receive, and what their 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
-import platform
 import sys
 import time
 from types import CoroutineType
-from typing import Any, Callable, NoReturn, Optional
 
 from . import _fastric, _logging
 from ._marshal import (
@@ -31,9 +28,14 @@ from ._marshal import (
 from .context import LambdaContext
 from .errors import RuntimeApiError
 
-__all__ = ["HandlerContract", "load_handler", "run", "run_workers"]
+# `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional
 
-Handler = Callable[[Any, LambdaContext], Any]
+    Handler = Callable[[Any, "LambdaContext"], Any]
+
+__all__ = ["HandlerContract", "load_handler", "run", "run_workers"]
 
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
 # A fault is a runtime-made error; X-Ray files those under this type, with no stack.
@@ -174,7 +176,8 @@ def _put_task_root_first() -> None:
 
 
 def _user_agent() -> str:
-    return f"aws-lambda-python/{platform.python_version()}-fastric/{_fastric.__version__}"
+    python_version = ".".join(str(part) for part in sys.version_info[:3])
+    return f"aws-lambda-python/{python_version}-fastric/{_fastric.__version__}"
 
 
 class HandlerContract:
@@ -280,6 +283,8 @@ def _context_for(invocation: _fastric.Invocation) -> LambdaContext:
 
 
 def _parse_header_json(value: str, name: str) -> Any:
+    import json
+
     try:
         return json.loads(value)
     except Exception as error:

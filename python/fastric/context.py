@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional
 
 from . import _logging
+
+# `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = ["Client", "ClientContext", "CognitoIdentity", "LambdaContext"]
 

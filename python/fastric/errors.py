@@ -6,7 +6,10 @@ for that kind of failure.
 
 from __future__ import annotations
 
-from typing import Optional
+# `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["FastricError", "RuntimeApiError"]
 
