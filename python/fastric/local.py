@@ -1,27 +1,41 @@
-"""Local mode: run a handler behind a built-in Runtime API and an emulator-compatible invoke endpoint.
+"""Local mode: run a handler behind a built-in Runtime API and an invoke endpoint that answers as Lambda's does.
 
 ``python -m fastric app.handler`` without ``AWS_LAMBDA_RUNTIME_API`` calls :func:`serve`, so the function can be
-invoked with curl the way AWS's runtime interface emulator (RIE) allows::
+invoked with curl or an SDK, as with AWS's runtime interface emulator (RIE)::
 
     curl -s -d '{"name": "world"}' http://127.0.0.1:8080/2015-03-31/functions/function/invocations
 
-The parent process serves two HTTP endpoints: a Runtime API on an ephemeral loopback port, and the invoke endpoint
-``POST /2015-03-31/functions/function/invocations`` on ``host:port``. The runtime itself is a child process,
-``python -m fastric HANDLER`` with ``AWS_LAMBDA_RUNTIME_API`` pointing at the parent; its output goes straight to
-the terminal. Behaviour, and where it differs from the emulator:
+``python -m fastric --invoke event.json app.handler`` calls :func:`invoke_once` instead: one invocation, the result
+on stdout, the logs on stderr, exit status 1 on a function error.
+
+The parent process serves the invoke endpoint ``POST /2015-03-31/functions/function/invocations`` on
+``host:port`` (loopback unless told otherwise). Each execution environment is a child process,
+``python -m fastric HANDLER``, with a Runtime API of its own on an ephemeral loopback port. The parent reads the
+child's stdout and stderr through pipes, passes them on to its own at once and keeps each invocation's share for
+``X-Amz-Log-Type: Tail``. What Lambda does and the emulator does not:
 
 - Init is eager: the runtime starts with the server, so import errors show at once. An init error answers the
   waiting invoke (or the next one to arrive); after the runtime exits, the next invoke starts a fresh one.
-- A runtime that exits during an invocation answers it with ``Runtime.ExitError`` and is replaced on the next
-  invoke (the emulator needs a restart).
-- Concurrent invokes wait in a queue and run one at a time in arrival order (the emulator rejects them).
+- A runtime that exits or is killed during an invocation answers it with ``Runtime.ExitError``; the next invoke
+  starts a fresh one, running init again. Processes the runtime started end with it.
+- Concurrent invokes wait in one queue, in arrival order. One environment serves them by default; up to
+  ``concurrency`` environments start when invokes wait and every running one is busy.
 - The function timeout (``AWS_LAMBDA_FUNCTION_TIMEOUT``, seconds, default 300) is enforced: the invoke is answered
-  with ``Sandbox.Timedout`` and the runtime is stopped, as Lambda does (the emulator answers with plain text).
-- Function errors carry the ``X-Amz-Function-Error: Unhandled`` header, as Lambda's Invoke API does.
+  with ``Sandbox.Timedout`` and the environment is killed, as Lambda replaces it.
+- Function errors carry ``X-Amz-Function-Error: Unhandled``. ``X-Amz-Invocation-Type`` may be
+  ``RequestResponse``, ``Event`` (202 at once, run in the background) or ``DryRun`` (204, nothing runs).
+  ``X-Amz-Log-Type: Tail`` returns the last 4 KB of the invocation's log, base64-encoded, in
+  ``X-Amz-Log-Result``. ``X-Amz-Client-Context`` (base64 JSON) reaches the handler's context.
+- Each invocation's log is framed by Lambda's ``START``, ``END`` and ``REPORT`` lines, with measured values:
+  duration, billed duration, memory size, the process's peak resident memory, and the init duration (from the
+  process's start to its first ``/next``) on an environment's first invocation.
 - Request bodies over 6 MB get 413 ``RequestTooLargeException``; responses over 6 MB + 100 bytes are answered
-  with ``Function.ResponseSizeTooLarge``.
-- Only ``X-Amz-Invocation-Type: RequestResponse`` is accepted; the endpoint also answers under the function's
-  own name (``/2015-03-31/functions/<AWS_LAMBDA_FUNCTION_NAME>/invocations``) so SDK clients can use it.
+  with ``Function.ResponseSizeTooLarge``. The endpoint also answers under the function's own name
+  (``/2015-03-31/functions/<AWS_LAMBDA_FUNCTION_NAME>/invocations``) so SDK clients can use it.
+
+``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` (default 3008, the emulator's) is what the context reports. It limits nothing
+unless ``memory_limit`` is set, which caps each runtime's address space (``RLIMIT_AS``): virtual memory, a cruder
+measure than the resident memory Lambda limits. The startup line says which applies.
 
 The runtime gets the emulator's environment defaults where unset (function name ``test_function``, version
 ``$LATEST``, memory 3008, log group ``/aws/lambda/Functions``, log stream ``$LATEST``, region ``us-east-1``).
@@ -34,9 +48,13 @@ The runtime gets the emulator's environment defaults where unset (function name 
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import json
 import math
 import os
+import select
+import selectors
 import shlex
 import signal
 import socket
@@ -46,8 +64,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,6 +77,9 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024
 
 MAX_RESPONSE_BYTES = MAX_REQUEST_BYTES + 100
 """Largest response the Runtime API accepts (the emulator's constant)."""
+
+LOG_TAIL_BYTES = 4096
+"""How much of an invocation's log ``X-Amz-Log-Type: Tail`` returns, as Lambda does."""
 
 RUNTIME_CMD_ENV = "FASTRIC_LOCAL_RUNTIME_CMD"
 
@@ -74,9 +96,14 @@ _ENV_DEFAULTS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 _DEFAULT_TIMEOUT_S = 300
+_DEFAULT_MEMORY_MB = 3008
+_INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+_LOG_TYPES = ("None", "Tail")
 _STOP_GRACE_S = 3.0
 _SIGNAL_CHECK_S = 0.1
 _CLIENT_CONTEXT_ERROR = "Client context must be a valid Base64-encoded JSON object."
+# ru_maxrss is in kilobytes on Linux and in bytes on macOS.
+_MAXRSS_UNIT_KB = 1 / 1024 if sys.platform == "darwin" else 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,7 @@ class FunctionConfig:
     name: str
     version: str
     timeout_ms: int
+    memory_mb: int
 
     @classmethod
     def from_environ(cls, handler: str, environ: Mapping[str, str]) -> FunctionConfig:
@@ -95,6 +123,7 @@ class FunctionConfig:
             name=environ.get("AWS_LAMBDA_FUNCTION_NAME") or _ENV_DEFAULTS["AWS_LAMBDA_FUNCTION_NAME"],
             version=environ.get("AWS_LAMBDA_FUNCTION_VERSION") or _ENV_DEFAULTS["AWS_LAMBDA_FUNCTION_VERSION"],
             timeout_ms=_timeout_ms(environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "")),
+            memory_mb=_memory_mb(environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")),
         )
 
     @property
@@ -110,14 +139,15 @@ class FunctionConfig:
         command = shlex.split(prefix) if prefix else [sys.executable, "-m", "fastric"]
         return [*command, self.handler]
 
-    def runtime_environment(self, environ: Mapping[str, str], runtime_api: str) -> dict[str, str]:
+    def runtime_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The runtime's environment, but for ``AWS_LAMBDA_RUNTIME_API``, which each environment sets."""
         env = dict(environ)
         for key, default in _ENV_DEFAULTS.items():
             if not env.get(key):
                 env[key] = default
-        env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
+        env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(self.memory_mb)
         env["_HANDLER"] = self.handler
-        # Local mode serves one invocation at a time; a multi-concurrency runtime would race for /next.
+        # Each environment serves one invocation at a time; a multi-concurrency runtime would race for /next.
         env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)
         return env
 
@@ -133,13 +163,26 @@ def _timeout_ms(value: str) -> int:
     return int(seconds * 1000)
 
 
+def _memory_mb(value: str) -> int:
+    try:
+        memory = int(value or _DEFAULT_MEMORY_MB)
+    except ValueError:
+        memory = 0
+    if memory <= 0:
+        print(f"fastric: AWS_LAMBDA_FUNCTION_MEMORY_SIZE={value!r} is not a number of MB, using 3008", file=sys.stderr)
+        memory = _DEFAULT_MEMORY_MB
+    return memory
+
+
 @dataclass(frozen=True)
 class InvokeResult:
-    """The answer to one invoke: a body and whether it is a function error document."""
+    """The answer to one invoke: a body, whether it is a function error document, and the invocation's log."""
 
     body: bytes
     content_type: str = "application/json"
     function_error: bool = False
+    log: bytes = b""
+    """The end of the invocation's log, at most ``LOG_TAIL_BYTES``."""
 
     @classmethod
     def error(cls, document: bytes) -> InvokeResult:
@@ -148,17 +191,22 @@ class InvokeResult:
 
 @dataclass(eq=False)
 class Invocation:
-    """One invoke on its way through the queue, the runtime and back."""
+    """One invoke on its way through the queue, an environment and back."""
 
     request_id: str
     payload: bytes
     headers: dict[str, str]
     """Headers for the runtime's /next besides the request id and deadline."""
 
+    submitted: float = dataclasses.field(default_factory=time.monotonic)
+    started: float = 0.0
+    """Monotonic time the runtime received the invocation."""
+
     deadline: float | None = None
     """Monotonic deadline, set when the runtime receives the invocation."""
 
     deadline_ms: int = 0
+    environment: Environment | None = None
     result: InvokeResult | None = None
 
 
@@ -176,8 +224,8 @@ def _error_document(error_type: str, message: str) -> bytes:
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
-def _exit_error(request_id: str, status: str) -> bytes:
-    return _error_document("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: {status}")
+def _exit_message(request_id: str, status: str) -> str:
+    return f"RequestId: {request_id} Error: Runtime exited with error: {status}"
 
 
 def _exit_status(returncode: int) -> str:
@@ -188,220 +236,605 @@ def _exit_status(returncode: int) -> str:
     return f"signal: {description.lower()}"
 
 
-class InvocationQueue:
-    """Invocation state shared by the invoke endpoint and the Runtime API.
+def _timestamp() -> str:
+    """UTC time as Lambda stamps its own log lines (``2024-01-02T03:04:05.678Z``)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-    Invokes wait in arrival order; the runtime takes them one at a time through /next and answers each before it
-    may take the next. A failed init answers the oldest waiting invoke, or is kept for the next one to arrive.
+
+def _report_line(
+    request_id: str,
+    *,
+    duration_ms: float,
+    memory_mb: int,
+    max_memory_kb: int,
+    init_ms: float | None = None,
+    status: str | None = None,
+    error_type: str | None = None,
+) -> str:
+    """Lambda's REPORT line, as CloudWatch Logs shows it.
+
+    Each field ends with a tab, the last one included::
+
+        REPORT RequestId: <id>\\tDuration: 12.34 ms\\tBilled Duration: 13 ms\\tMemory Size: 128 MB\\t
+        Max Memory Used: 45 MB\\tInit Duration: 123.45 ms\\t
+
+    (one line). ``Init Duration`` appears on an environment's first invocation only. Billing is by the
+    millisecond, rounded up, and counts the init phase too (Lambda bills it since August 2025). ``Status`` and
+    ``Error Type`` appear when the platform, not the function, ended the invocation: ``Status: timeout``, or
+    ``Status: error`` with ``Error Type: Runtime.ExitError``. Memory is in MB of 2**20 bytes, rounded up.
+    """
+    billed_ms = math.ceil(duration_ms + (init_ms or 0.0))
+    fields = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {billed_ms} ms",
+        f"Memory Size: {memory_mb} MB",
+        f"Max Memory Used: {math.ceil(max_memory_kb / 1024)} MB",
+    ]
+    if init_ms is not None:
+        fields.append(f"Init Duration: {init_ms:.2f} ms")
+    if status is not None:
+        fields.append(f"Status: {status}")
+    if error_type is not None:
+        fields.append(f"Error Type: {error_type}")
+    return "".join(f"{field}\t" for field in fields)
+
+
+def _peak_rss_kb(pid: int) -> int | None:
+    """A live process's peak resident set size (``VmHWM``), where ``/proc`` has it."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _Output:
+    """One of the parent's standard streams, written without buffering from any thread.
+
+    It remembers whether the last write ended a line, so that Lambda's own lines always start on one.
     """
 
-    def __init__(self, timeout_ms: int) -> None:
-        self._cond = threading.Condition()
-        self._timeout_ms = timeout_ms
-        self._pending: deque[Invocation] = deque()
-        self._in_flight: Invocation | None = None
-        self._init_failure: Callable[[str], bytes] | None = None
-        # Each /next takes a new number; a waiting /next whose number is no longer current gives up, so a poll
-        # left behind by an exited runtime (or replaced by a newer one) never swallows an invocation.
-        self._poll = 0
-        # Per runtime process: whether it finished init (called /next) and whether it reported an init error.
-        self._ready = False
-        self._init_reported = False
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._at_line_start = True
 
-    def submit(self, invocation: Invocation) -> bool:
-        """Queue an invocation; returns False when a kept init failure answered it at once."""
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            self._write_locked(data)
+
+    def write_lines(self, text: str) -> None:
+        with self._lock:
+            self._write_locked(text.encode() if self._at_line_start else b"\n" + text.encode())
+
+    def _write_locked(self, data: bytes) -> None:
+        if not data:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(self._fd, view) :]
+                except BlockingIOError:
+                    # A descriptor the parent inherited in non-blocking mode: wait until it takes more.
+                    select.select([], [self._fd], [])
+        except OSError:
+            # A closed terminal must not take the server down; the output is lost either way.
+            return
+        self._at_line_start = data.endswith(b"\n")
+
+
+class _LogPump:
+    """Passes a runtime's stdout and stderr on to the parent's, keeping the current invocation's share.
+
+    A thread reads whatever the pipes hold as soon as it arrives. Before Lambda's own lines are written,
+    :meth:`begin` and :meth:`end` read the pipes dry themselves: the runtime wrote its output before it called the
+    Runtime API, so everything it printed for an invocation is in the log before that invocation's END line.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], stdout: _Output, stderr: _Output) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self._lock = threading.Lock()
+        self._platform = stdout
+        self._streams = {process.stdout.fileno(): stdout, process.stderr.fileno(): stderr}
+        self._files = [process.stdout, process.stderr]
+        for fd in self._streams:
+            os.set_blocking(fd, False)
+        self._open = set(self._streams)
+        self._wake_read, self._wake_write = os.pipe()
+        self._closed = False
+        self._capture = bytearray()
+        threading.Thread(target=self._run, name="fastric-runtime-output", daemon=True).start()
+
+    def begin(self, line: str) -> None:
+        """Write an invocation's first line (START) and start keeping its log."""
+        with self._lock:
+            self._drain_locked()
+            self._capture = bytearray()
+            self._emit_locked(line)
+
+    def end(self, lines: list[str]) -> bytes:
+        """Write an invocation's last lines (END, REPORT) and return the tail of its log."""
+        with self._lock:
+            self._drain_locked()
+            for line in lines:
+                self._emit_locked(line)
+            captured = bytes(self._capture[-LOG_TAIL_BYTES:])
+            self._capture = bytearray()
+            return captured
+
+    def take(self) -> bytes:
+        """The tail of what the runtime printed since the last invocation (its init output, before the first)."""
+        with self._lock:
+            self._drain_locked()
+            captured = bytes(self._capture[-LOG_TAIL_BYTES:])
+            self._capture = bytearray()
+            return captured
+
+    def close(self) -> None:
+        """Read what is left and stop; a pipe kept open by the runtime's own children is not waited for."""
+        with self._lock:
+            if self._closed:
+                return
+            self._drain_locked()
+            self._closed = True
+            os.write(self._wake_write, b"\0")
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for fd in self._open:
+                selector.register(fd, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while True:
+                selector.select()
+                with self._lock:
+                    if self._closed:
+                        break
+                    self._drain_locked()
+                    for fd in set(self._streams) - self._open:
+                        if fd in selector.get_map():
+                            selector.unregister(fd)
+                    if not self._open:
+                        self._closed = True
+                        break
+        # Nothing else touches the descriptors once closed is set.
+        for file in self._files:
+            file.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _drain_locked(self) -> None:
+        if self._closed:
+            return
+        for fd in list(self._open):
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self._open.discard(fd)
+                    break
+                self._streams[fd].write(data)
+                self._keep(data)
+
+    def _emit_locked(self, line: str) -> None:
+        self._platform.write_lines(line + "\n")
+        if self._capture and not self._capture.endswith(b"\n"):
+            self._capture += b"\n"
+        self._keep((line + "\n").encode())
+
+    def _keep(self, data: bytes) -> None:
+        self._capture += data
+        # Only the tail is ever returned; trimming in large steps keeps appends cheap.
+        if len(self._capture) > 4 * LOG_TAIL_BYTES:
+            del self._capture[:-LOG_TAIL_BYTES]
+
+
+@dataclass(frozen=True)
+class _InitFailure:
+    """An init that failed, kept to answer the invocation it falls to."""
+
+    document: Callable[[str], bytes]
+    """The error document for a request id."""
+
+    error_type: str
+    log: bytes
+    peak_kb: int
+
+
+class Environment:
+    """One execution environment: a runtime process, the Runtime API it talks to, and its output.
+
+    Its state is guarded by the pool's lock.
+    """
+
+    def __init__(self, pool: FunctionPool) -> None:
+        self.pool = pool
+        self.server = RuntimeApiServer(self)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pump: _LogPump | None = None
+        self.spawned = 0.0
+        # From the process's start to its first /next, reported with the environment's first invocation.
+        self.init_ms: float | None = None
+        self.init_reported = False
+        self.init_failed = False
+        self.ready = False
+        self.timed_out = False
+        self.exited = False
+        self.in_flight: Invocation | None = None
+        # Each /next takes a new number; a waiting /next whose number is no longer current gives up, so a poll
+        # left behind by an exited runtime never takes an invocation.
+        self.poll = 0
+        self.peak_kb = 0
+        self.over_memory_warned = False
+
+    @property
+    def free(self) -> bool:
+        """Whether it is, or will be once its init is done, waiting for an invocation."""
+        return not (self.exited or self.timed_out or self.init_failed or self.in_flight is not None)
+
+    def signal(self, signum: int) -> None:
+        """Signal the runtime and whatever it started: they go together, as with Lambda's environment."""
+        # The process is reaped under the pool's lock (see FunctionPool._watch), so its pid is still its own.
+        if self.process is not None and not self.exited:
+            _signal_group(self.process.pid, signum)
+
+    def measure_memory(self) -> None:
+        if self.process is not None and not self.exited:
+            self.peak_kb = max(self.peak_kb, _peak_rss_kb(self.process.pid) or 0)
+
+
+class FunctionPool:
+    """The function's invocation queue and the environments that serve it.
+
+    Invokes wait in arrival order. An environment's runtime takes one at a time through /next and answers it
+    before it may take the next. An environment starts when invokes wait and no running one is free, up to
+    ``concurrency``. A failed init answers the oldest waiting invoke, or is kept for the next one to arrive.
+    """
+
+    def __init__(
+        self,
+        function: FunctionConfig,
+        command: list[str],
+        env: dict[str, str],
+        *,
+        stdout: _Output,
+        stderr: _Output,
+        concurrency: int = 1,
+        memory_limit: bool = False,
+        announce_exits: bool = True,
+    ) -> None:
+        self.function = function
+        self._command = command
+        self._env = env
+        self._stdout = stdout
+        self._stderr = stderr
+        self._concurrency = concurrency
+        self._memory_limit = memory_limit
+        self._announce_exits = announce_exits
+        self._cond = threading.Condition()
+        self._pending: deque[Invocation] = deque()
+        self._environments: list[Environment] = []
+        self._init_failure: _InitFailure | None = None
+        self._stopping = False
+
+    # ---- The invoke side ----
+
+    def start(self) -> None:
+        """Start an environment now (eager init); raises OSError when the runtime cannot be run."""
+        with self._cond:
+            self._spawn_locked()
+
+    def invoke(self, invocation: Invocation) -> InvokeResult:
+        """Run one invocation and return its answer, starting an environment if none is free."""
         with self._cond:
             if self._init_failure is not None:
-                self._finish(invocation, InvokeResult.error(self._init_failure(invocation.request_id)))
+                self._answer_init_failure_locked(invocation, self._init_failure)
                 self._init_failure = None
-                return False
-            self._pending.append(invocation)
-            self._cond.notify_all()
-            return True
+            else:
+                self._pending.append(invocation)
+                self._cond.notify_all()
+                self._scale_locked()
 
-    def has_pending(self) -> bool:
-        with self._cond:
-            return bool(self._pending)
-
-    def wait(self, invocation: Invocation) -> InvokeResult | None:
-        """Block until the invocation is answered; None when its deadline passes first."""
-        with self._cond:
             while invocation.result is None:
                 if invocation.deadline is None:
                     self._cond.wait()
                     continue
                 remaining = invocation.deadline - time.monotonic()
                 if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
+                    self._time_out_locked(invocation)
+                else:
+                    self._cond.wait(remaining)
             return invocation.result
 
-    def time_out(self, invocation: Invocation) -> bool:
-        """Answer an in-flight invocation with a timeout error; False if it was answered meanwhile."""
-        with self._cond:
-            if invocation is not self._in_flight:
-                return False
-            self._in_flight = None
-            seconds = self._timeout_ms / 1000
-            message = f"RequestId: {invocation.request_id} Error: Task timed out after {seconds:.2f} seconds"
-            self._finish(invocation, InvokeResult.error(_error_document("Sandbox.Timedout", message)))
-            return True
+    def invoke_in_background(self, invocation: Invocation) -> None:
+        """Run an invocation without waiting for it (``X-Amz-Invocation-Type: Event``)."""
+        threading.Thread(target=self.invoke, args=(invocation,), name="fastric-event", daemon=True).start()
 
-    def next_invocation(self) -> Invocation:
-        """Long-poll for the runtime's next invocation (GET /invocation/next)."""
+    def stop(self) -> None:
+        """Stop every environment: SIGTERM, then SIGKILL after a grace period."""
         with self._cond:
-            if self._in_flight is not None:
-                message = f"invocation {self._in_flight.request_id} must be answered before the next one"
+            self._stopping = True
+            for signum, grace in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, _STOP_GRACE_S)):
+                for environment in self._environments:
+                    environment.signal(signum)
+                if self._cond.wait_for(lambda: not self._environments, grace):
+                    return
+
+    # ---- The Runtime API side ----
+
+    def next_invocation(self, environment: Environment) -> Invocation:
+        """Long-poll for an environment's next invocation (GET /invocation/next)."""
+        with self._cond:
+            if environment.in_flight is not None:
+                message = f"invocation {environment.in_flight.request_id} must be answered before the next one"
                 raise RuntimeApiError(HTTPStatus.FORBIDDEN, "InvalidStateTransition", message)
-            self._ready = True
-            self._poll += 1
-            poll = self._poll
-            while poll == self._poll and not self._pending:
+            if not environment.ready:
+                environment.ready = True
+                environment.init_ms = (time.monotonic() - environment.spawned) * 1000
+            environment.poll += 1
+            poll = environment.poll
+            while poll == environment.poll and not self._pending:
                 self._cond.wait()
-            if poll != self._poll:
+            if poll != environment.poll:
                 message = "this /next was replaced by a newer one or its runtime exited"
                 raise RuntimeApiError(HTTPStatus.FORBIDDEN, "InvalidStateTransition", message)
 
             invocation = self._pending.popleft()
-            self._in_flight = invocation
-            invocation.deadline = time.monotonic() + self._timeout_ms / 1000
-            invocation.deadline_ms = int(time.time() * 1000) + self._timeout_ms
+            environment.in_flight = invocation
+            invocation.environment = environment
+            invocation.started = time.monotonic()
+            invocation.deadline = invocation.started + self.function.timeout_ms / 1000
+            invocation.deadline_ms = int(time.time() * 1000) + self.function.timeout_ms
+            assert environment.pump is not None
+            environment.pump.begin(f"START RequestId: {invocation.request_id} Version: {self.function.version}")
             # The invoke waiting on this invocation starts counting down to the deadline.
             self._cond.notify_all()
             return invocation
 
-    def complete(self, request_id: str, result: InvokeResult) -> None:
-        """Answer the in-flight invocation (POST /invocation/{id}/response or /error)."""
+    def complete(self, environment: Environment, request_id: str, result: InvokeResult) -> None:
+        """Answer an environment's invocation (POST /invocation/{id}/response or /error)."""
         with self._cond:
-            invocation = self._in_flight
+            invocation = environment.in_flight
             if invocation is None or invocation.request_id != request_id:
                 raise RuntimeApiError(HTTPStatus.BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
-            self._in_flight = None
-            self._finish(invocation, result)
+            environment.in_flight = None
+            environment.measure_memory()
+            self._finish_locked(environment, invocation, result)
 
-    def init_error(self, document: bytes) -> None:
+    def init_error(self, environment: Environment, document: bytes, error_type: str | None) -> None:
         """Record an init error (POST /init/error) reported before the runtime's first /next."""
         with self._cond:
-            if self._ready:
+            if environment.ready:
                 message = "init/error is only accepted before the runtime's first /next"
                 raise RuntimeApiError(HTTPStatus.FORBIDDEN, "InvalidStateTransition", message)
-            self._init_reported = True
-            self._fail_init(lambda _request_id: document)
+            environment.init_failed = True
+            environment.measure_memory()
+            assert environment.pump is not None
+            failure = _InitFailure(
+                lambda _request_id: document,
+                error_type or _error_type_of(document),
+                environment.pump.take(),
+                environment.peak_kb,
+            )
+            self._fail_init_locked(failure)
 
-    def runtime_started(self) -> None:
-        with self._cond:
-            self._ready = False
-            self._init_reported = False
-            self._init_failure = None
+    # ---- Environments ----
 
-    def runtime_exited(self, status: str) -> None:
-        """Account for the runtime process having exited: whatever it owed gets an ExitError."""
-        with self._cond:
-            self._poll += 1
-            self._cond.notify_all()
-            if self._in_flight is not None:
-                invocation, self._in_flight = self._in_flight, None
-                self._finish(invocation, InvokeResult.error(_exit_error(invocation.request_id, status)))
-            elif not self._ready and not self._init_reported:
-                # Died during init without reporting it: Lambda reports such an init as Runtime.ExitError.
-                self._fail_init(lambda request_id: _exit_error(request_id, status))
-
-    def fail_pending(self, document: Callable[[str], bytes]) -> None:
-        """Answer every waiting invocation with an error document (no runtime can be started)."""
-        with self._cond:
-            while self._pending:
-                invocation = self._pending.popleft()
-                self._finish(invocation, InvokeResult.error(document(invocation.request_id)))
-
-    def _fail_init(self, document: Callable[[str], bytes]) -> None:
-        if self._pending:
-            invocation = self._pending.popleft()
-            self._finish(invocation, InvokeResult.error(document(invocation.request_id)))
-        else:
-            self._init_failure = document
-
-    def _finish(self, invocation: Invocation, result: InvokeResult) -> None:
-        invocation.result = result
-        self._cond.notify_all()
-
-
-class RuntimeSupervisor:
-    """Runs the runtime child process and carries each invoke through the queue.
-
-    The runtime starts with the server, is replaced by the next invoke after it exits, and is stopped at an
-    invocation's deadline and at shutdown.
-    """
-
-    def __init__(self, command: list[str], env: dict[str, str], queue: InvocationQueue) -> None:
-        self._command = command
-        self._env = env
-        self._queue = queue
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stopping = False
-
-    def start(self) -> None:
-        """Start the runtime now (eager init); raises OSError when the command cannot be run."""
-        with self._lock:
-            self._spawn_locked()
-
-    def invoke(self, invocation: Invocation) -> InvokeResult:
-        """Run one invocation and return its answer, starting a runtime if none is running."""
-        if self._queue.submit(invocation):
-            with self._lock:
-                self._ensure_running_locked()
-        result = self._queue.wait(invocation)
-        while result is None:
-            self._time_out(invocation)
-            result = self._queue.wait(invocation)
-        return result
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            process = self._process
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(_STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _time_out(self, invocation: Invocation) -> None:
-        # Under the lock so that the process killed is the one that received the invocation.
-        with self._lock:
-            if self._queue.time_out(invocation) and self._process is not None:
-                self._process.kill()
+    def _scale_locked(self) -> None:
+        free = sum(environment.free for environment in self._environments)
+        while len(self._pending) > free and len(self._environments) < self._concurrency and not self._stopping:
+            try:
+                self._spawn_locked()
+            except OSError as exc:
+                message = f"cannot start the runtime ({shlex.join(self._command)}): {exc}"
+                self._fail_pending_locked(_error_document("Runtime.InvalidEntrypoint", message))
+                return
+            free += 1
 
     def _spawn_locked(self) -> None:
-        if self._process is not None or self._stopping:
-            return
-        self._queue.runtime_started()
-        process = subprocess.Popen(self._command, env=self._env)
-        self._process = process
-        threading.Thread(target=self._watch, args=(process,), name="fastric-runtime-watch", daemon=True).start()
-
-    def _ensure_running_locked(self) -> None:
+        environment = Environment(self)
+        server = environment.server
+        threading.Thread(target=server.serve_forever, args=(0.1,), name="fastric-runtime-api", daemon=True).start()
+        env = {**self._env, "AWS_LAMBDA_RUNTIME_API": server.address}
+        environment.spawned = time.monotonic()
         try:
-            self._spawn_locked()
-        except OSError as exc:
-            message = f"cannot start the runtime ({shlex.join(self._command)}): {exc}"
-            self._queue.fail_pending(lambda request_id: _error_document("Runtime.InvalidEntrypoint", message))
+            # A session of its own: the terminal's Ctrl-C reaches the parent only, which stops the runtime, and the
+            # runtime's own children can be ended with it.
+            process = subprocess.Popen(
+                self._command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError:
+            _close_server(server)
+            raise
+        if self._memory_limit:
+            self._limit_memory(process.pid)
+        environment.process = process
+        environment.pump = _LogPump(process, self._stdout, self._stderr)
+        self._environments.append(environment)
+        threading.Thread(target=self._watch, args=(environment,), name="fastric-runtime-watch", daemon=True).start()
 
-    def _watch(self, process: subprocess.Popen[bytes]) -> None:
-        status = _exit_status(process.wait())
-        # The exit is accounted for before any replacement starts, so the new runtime's /next cannot be taken
-        # for the old one's.
-        with self._lock:
-            self._process = None
-            self._queue.runtime_exited(status)
-            if self._stopping:
-                return
+    def _limit_memory(self, pid: int) -> None:
+        import resource
+
+        limit = self.function.memory_mb * 1024 * 1024
+        try:
+            # Set from outside once the runtime runs: unlike a preexec_fn, this is safe in a threaded parent.
+            resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+        except (OSError, AttributeError) as exc:
+            print(f"fastric: cannot limit the runtime's memory: {exc}", file=sys.stderr)
+
+    def _watch(self, environment: Environment) -> None:
+        assert environment.process is not None
+        pid = environment.process.pid
+        # Wait for the exit without reaping, then reap under the lock: the pid cannot be reused while a timeout or
+        # a stop may still signal it.
+        if hasattr(os, "waitid"):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            with self._cond:
+                # Processes the runtime left behind end with it, as Lambda ends its execution environment.
+                _signal_group(pid, signal.SIGKILL)
+                self._exited_locked(environment, *os.wait4(pid, 0)[1:])
+        else:
+            _, wait_status, usage = os.wait4(pid, 0)
+            with self._cond:
+                self._exited_locked(environment, wait_status, usage)
+        _close_server(environment.server)
+
+    def _exited_locked(self, environment: Environment, wait_status: int, usage: Any) -> None:
+        assert environment.process is not None and environment.pump is not None
+        returncode = os.waitstatus_to_exitcode(wait_status)
+        environment.process.returncode = returncode
+        status = _exit_status(returncode)
+        environment.exited = True
+        environment.peak_kb = max(environment.peak_kb, int(usage.ru_maxrss * _MAXRSS_UNIT_KB))
+        environment.poll += 1
+        self._environments.remove(environment)
+        self._cond.notify_all()
+
+        invocation = environment.in_flight
+        if invocation is not None:
+            environment.in_flight = None
+            message = _exit_message(invocation.request_id, status)
+            result = InvokeResult.error(_error_document("Runtime.ExitError", message))
+            lines = [message, "Runtime.ExitError"]
+            self._finish_locked(environment, invocation, result, lines, status="error", error_type="Runtime.ExitError")
+        elif not environment.ready and not environment.init_failed and not self._stopping:
+            # Died during init without reporting it: Lambda reports such an init as Runtime.ExitError.
+            failure = _InitFailure(
+                lambda request_id: _error_document("Runtime.ExitError", _exit_message(request_id, status)),
+                "Runtime.ExitError",
+                environment.pump.take(),
+                environment.peak_kb,
+            )
+            self._fail_init_locked(failure)
+        environment.pump.close()
+
+        if self._stopping:
+            return
+        if self._announce_exits:
             print(f"fastric: the runtime exited ({status}); the next invoke starts a new one", file=sys.stderr)
-            if self._queue.has_pending():
-                self._ensure_running_locked()
+        self._scale_locked()
+
+    # ---- Answers ----
+
+    def _finish_locked(
+        self,
+        environment: Environment,
+        invocation: Invocation,
+        result: InvokeResult,
+        lines: Sequence[str] = (),
+        *,
+        status: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Answer an invocation an environment received, writing its END and REPORT lines."""
+        assert environment.pump is not None
+        init_ms = None if environment.init_reported else environment.init_ms
+        environment.init_reported = True
+        report = _report_line(
+            invocation.request_id,
+            duration_ms=(time.monotonic() - invocation.started) * 1000,
+            memory_mb=self.function.memory_mb,
+            max_memory_kb=environment.peak_kb,
+            init_ms=init_ms,
+            status=status,
+            error_type=error_type,
+        )
+        log = environment.pump.end([*lines, f"END RequestId: {invocation.request_id}", report])
+        self._warn_over_memory_locked(environment)
+        invocation.result = dataclasses.replace(result, log=log)
+        self._cond.notify_all()
+
+    def _time_out_locked(self, invocation: Invocation) -> None:
+        """Answer an in-flight invocation past its deadline with Lambda's timeout error and kill its runtime."""
+        environment = invocation.environment
+        if environment is None or environment.in_flight is not invocation:
+            return
+        environment.in_flight = None
+        environment.timed_out = True
+        environment.measure_memory()
+        seconds = self.function.timeout_ms / 1000
+        message = f"Task timed out after {seconds:.2f} seconds"
+        document = _error_document("Sandbox.Timedout", f"RequestId: {invocation.request_id} Error: {message}")
+        lines = [f"{_timestamp()} {invocation.request_id} {message}"]
+        self._finish_locked(environment, invocation, InvokeResult.error(document), lines, status="timeout")
+        environment.signal(signal.SIGKILL)
+
+    def _fail_init_locked(self, failure: _InitFailure) -> None:
+        if self._pending:
+            self._answer_init_failure_locked(self._pending.popleft(), failure)
+        else:
+            self._init_failure = failure
+
+    def _answer_init_failure_locked(self, invocation: Invocation, failure: _InitFailure) -> None:
+        """Answer an invocation that no runtime received with an init failure, logging it as Lambda would."""
+        request_id = invocation.request_id
+        report = _report_line(
+            request_id,
+            duration_ms=(time.monotonic() - invocation.submitted) * 1000,
+            memory_mb=self.function.memory_mb,
+            max_memory_kb=failure.peak_kb,
+            status="error",
+            error_type=failure.error_type,
+        )
+        lines = f"START RequestId: {request_id} Version: {self.function.version}\nEND RequestId: {request_id}\n"
+        lines += f"{report}\n"
+        self._stdout.write_lines(lines)
+        log = failure.log + (b"" if not failure.log or failure.log.endswith(b"\n") else b"\n") + lines.encode()
+        invocation.result = InvokeResult(failure.document(request_id), function_error=True, log=log[-LOG_TAIL_BYTES:])
+        self._cond.notify_all()
+
+    def _fail_pending_locked(self, document: bytes) -> None:
+        while self._pending:
+            invocation = self._pending.popleft()
+            invocation.result = InvokeResult.error(document)
+        self._cond.notify_all()
+
+    def _warn_over_memory_locked(self, environment: Environment) -> None:
+        used_mb = math.ceil(environment.peak_kb / 1024)
+        if self._memory_limit or environment.over_memory_warned or used_mb <= self.function.memory_mb:
+            return
+        environment.over_memory_warned = True
+        print(
+            f"fastric: the runtime used {used_mb} MB, more than the memory size of {self.function.memory_mb} MB;"
+            " on Lambda it would have been stopped (Runtime.OutOfMemory)",
+            file=sys.stderr,
+        )
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal a runtime's process group, or the runtime alone if it left the group it leads."""
+    try:
+        os.killpg(pid, signum)
+    except OSError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _error_type_of(document: bytes) -> str:
+    try:
+        error_type = json.loads(document).get("errorType")
+    except (ValueError, AttributeError):
+        error_type = None
+    return error_type if isinstance(error_type, str) else "Runtime.Unknown"
+
+
+def _close_server(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 class _Server(ThreadingHTTPServer):
@@ -427,11 +860,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class RuntimeApiServer(_Server):
-    """The Runtime API on an ephemeral loopback port."""
+    """An environment's Runtime API, on an ephemeral loopback port."""
 
-    def __init__(self, queue: InvocationQueue) -> None:
+    def __init__(self, environment: Environment) -> None:
         super().__init__(("127.0.0.1", 0), RuntimeApiHandler)
-        self.queue = queue
+        self.environment = environment
 
     @property
     def address(self) -> str:
@@ -442,10 +875,9 @@ class RuntimeApiServer(_Server):
 class InvokeServer(_Server):
     """The invoke endpoint on the user's host and port."""
 
-    def __init__(self, address: tuple[str, int], function: FunctionConfig, supervisor: RuntimeSupervisor) -> None:
+    def __init__(self, address: tuple[str, int], pool: FunctionPool) -> None:
         super().__init__(address, InvokeHandler)
-        self.function = function
-        self.supervisor = supervisor
+        self.pool = pool
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -514,12 +946,15 @@ class _Handler(BaseHTTPRequestHandler):
         self,
         status: int,
         body: bytes,
-        content_type: str = "application/json",
+        content_type: str | None = "application/json",
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        # A 204 has no body and, per RFC 9110, no Content-Length either.
+        if status != HTTPStatus.NO_CONTENT:
+            self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -527,7 +962,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RuntimeApiHandler(_Handler):
-    """The Runtime API (``/2018-06-01/runtime/...``) the runtime child talks to."""
+    """The Runtime API (``/2018-06-01/runtime/...``) an environment's runtime talks to."""
 
     server: RuntimeApiServer
 
@@ -535,8 +970,9 @@ class RuntimeApiHandler(_Handler):
         if self.path != f"{_RUNTIME_API_PREFIX}/invocation/next":
             self._send_not_found()
             return
+        environment = self.server.environment
         try:
-            invocation = self.server.queue.next_invocation()
+            invocation = environment.pool.next_invocation(environment)
         except RuntimeApiError as exc:
             self._send_error(exc)
             return
@@ -554,10 +990,12 @@ class RuntimeApiHandler(_Handler):
             self.close_connection = True
             self._send_error(RuntimeApiError(HTTPStatus.BAD_REQUEST, "TruncatedHTTPRequest", "malformed request body"))
             return
+        environment = self.server.environment
         parts = self.path.split("/") if self.path.startswith(_RUNTIME_API_PREFIX + "/") else []
         try:
             if parts[3:] == ["init", "error"]:
-                self.server.queue.init_error(body or b"")
+                error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+                environment.pool.init_error(environment, body or b"", error_type)
             elif len(parts) == 6 and parts[3] == "invocation" and parts[5] in ("response", "error"):
                 self._answer_invocation(parts[4], parts[5], body)
             else:
@@ -580,7 +1018,8 @@ class RuntimeApiHandler(_Handler):
             result = InvokeResult.error(body)
         else:
             result = InvokeResult(body, self.headers.get("Content-Type") or "application/json")
-        self.server.queue.complete(request_id, result)
+        environment = self.server.environment
+        environment.pool.complete(environment, request_id, result)
 
     def _send_not_found(self) -> None:
         message = f"unknown Runtime API endpoint: {self.command} {self.path}"
@@ -591,7 +1030,7 @@ class RuntimeApiHandler(_Handler):
 
 
 class InvokeHandler(_Handler):
-    """The emulator-compatible invoke endpoint, answering as Lambda's Invoke API does."""
+    """The invoke endpoint, answering as Lambda's Invoke API does."""
 
     server: InvokeServer
 
@@ -618,17 +1057,22 @@ class InvokeHandler(_Handler):
             self._send_request_too_large()
             return
 
+        pool = self.server.pool
         path = urlsplit(self.path).path
-        if path not in self.server.function.invoke_paths:
+        if path not in pool.function.invoke_paths:
             message = f"Function not found: {path}; invoke POST {_INVOKE_PATH.format('function')}"
             self._send_client_error(HTTPStatus.NOT_FOUND, "ResourceNotFoundException", message, message_key="Message")
             return
 
         invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
-        if invocation_type != "RequestResponse":
-            message = f"invocation type {invocation_type!r} is not supported in local mode; use RequestResponse"
-            self._send_client_error(HTTPStatus.BAD_REQUEST, "InvalidParameterValueException", message)
-            return
+        log_type = self.headers.get("X-Amz-Log-Type") or "None"
+        for value, field, allowed in (
+            (invocation_type, "invocationType", _INVOCATION_TYPES),
+            (log_type, "logType", _LOG_TYPES),
+        ):
+            if value not in allowed:
+                self._send_validation_error(value, field, allowed)
+                return
 
         try:
             headers = self._runtime_headers()
@@ -637,18 +1081,26 @@ class InvokeHandler(_Handler):
             return
 
         invocation = Invocation(str(uuid.uuid4()), body, headers)
-        result = self.server.supervisor.invoke(invocation)
-        response_headers = {
-            "X-Amzn-RequestId": invocation.request_id,
-            "X-Amz-Executed-Version": self.server.function.version,
-        }
+        response_headers = {"X-Amzn-RequestId": invocation.request_id}
+        if invocation_type == "DryRun":
+            self._send(HTTPStatus.NO_CONTENT, b"", None, response_headers)
+            return
+        if invocation_type == "Event":
+            pool.invoke_in_background(invocation)
+            self._send(HTTPStatus.ACCEPTED, b"", None, response_headers)
+            return
+
+        result = pool.invoke(invocation)
+        response_headers["X-Amz-Executed-Version"] = pool.function.version
         if result.function_error:
             response_headers["X-Amz-Function-Error"] = "Unhandled"
+        if log_type == "Tail":
+            response_headers["X-Amz-Log-Result"] = base64.b64encode(result.log[-LOG_TAIL_BYTES:]).decode()
         self._send(HTTPStatus.OK, result.body, result.content_type, response_headers)
 
     def _runtime_headers(self) -> dict[str, str]:
         """The /next headers carried over from the invoke request; raises ValueError on a bad client context."""
-        headers = {"Lambda-Runtime-Invoked-Function-Arn": self.server.function.arn}
+        headers = {"Lambda-Runtime-Invoked-Function-Arn": self.server.pool.function.arn}
         trace_id = self.headers.get("X-Amzn-Trace-Id")
         if trace_id:
             headers["Lambda-Runtime-Trace-Id"] = trace_id
@@ -665,6 +1117,15 @@ class InvokeHandler(_Handler):
     def _send_request_too_large(self) -> None:
         message = f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"
         self._send_client_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "RequestTooLargeException", message)
+
+    def _send_validation_error(self, value: str, field: str, allowed: tuple[str, ...]) -> None:
+        # The wording of the service's request validation, which answers before Lambda itself does.
+        message = (
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(allowed)}]"
+        )
+        body = json.dumps({"message": message}).encode()
+        self._send(HTTPStatus.BAD_REQUEST, body, headers={"X-Amzn-ErrorType": "ValidationException"})
 
     def _send_client_error(
         self, status: HTTPStatus, error_type: str, message: str, *, message_key: str = "message"
@@ -711,51 +1172,99 @@ class _StopSignals:
         self._requested = True
 
 
-def serve(handler: str, *, host: str = "127.0.0.1", port: int = 8080) -> int:
+def _memory_line(function: FunctionConfig, memory_limit: bool) -> str:
+    if memory_limit:
+        return f"memory size {function.memory_mb} MB, enforced as an address-space limit (RLIMIT_AS)"
+    return f"memory size {function.memory_mb} MB, reported to the function but not enforced (see --limit-memory)"
+
+
+def _new_pool(handler: str, *, stdout: _Output, stderr: _Output, **options: Any) -> FunctionPool:
+    function = FunctionConfig.from_environ(handler, os.environ)
+    command = function.runtime_command(os.environ)
+    env = function.runtime_environment(os.environ)
+    return FunctionPool(function, command, env, stdout=stdout, stderr=stderr, **options)
+
+
+def serve(
+    handler: str, *, host: str = "127.0.0.1", port: int = 8080, concurrency: int = 1, memory_limit: bool = False
+) -> int:
     """Serve a handler locally until SIGINT or SIGTERM.
 
     Args:
         handler: The handler string, as given to the runtime (``module.function``).
         host: Address the invoke endpoint listens on.
         port: Port of the invoke endpoint (0 picks a free one).
+        concurrency: How many environments may serve invocations at once.
+        memory_limit: Cap each runtime's address space at the function's memory size.
 
     Returns:
-        The process exit code: 0 after a clean stop, 1 when the servers or the runtime cannot start.
+        The process exit code: 0 after a clean stop, 1 when the server or the runtime cannot start.
     """
-    function = FunctionConfig.from_environ(handler, os.environ)
-    queue = InvocationQueue(function.timeout_ms)
+    pool = _new_pool(
+        handler,
+        stdout=_Output(sys.stdout.fileno()),
+        stderr=_Output(sys.stderr.fileno()),
+        concurrency=concurrency,
+        memory_limit=memory_limit,
+    )
     try:
-        runtime_api = RuntimeApiServer(queue)
+        invoke_server = InvokeServer((host, port), pool)
     except OSError as exc:
-        print(f"fastric: cannot open the local Runtime API: {exc}", file=sys.stderr)
-        return 1
-    command = function.runtime_command(os.environ)
-    supervisor = RuntimeSupervisor(command, function.runtime_environment(os.environ, runtime_api.address), queue)
-    try:
-        invoke_server = InvokeServer((host, port), function, supervisor)
-    except OSError as exc:
-        runtime_api.server_close()
         print(f"fastric: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
     stop_signals = _StopSignals()
     stop_signals.install()
     try:
-        for server in (runtime_api, invoke_server):
-            threading.Thread(target=server.serve_forever, args=(0.1,), name="fastric-http", daemon=True).start()
-
+        threading.Thread(target=invoke_server.serve_forever, args=(0.1,), name="fastric-http", daemon=True).start()
+        function = pool.function
         url = f"http://{_url_host(host)}:{invoke_server.server_address[1]}{_INVOKE_PATH.format('function')}"
-        print(f"fastric: serving {handler} locally at {url}\n  curl -s -d '{{}}' {url}", file=sys.stderr, flush=True)
+        print(f"fastric: serving {handler} locally at {url}\n  curl -s -d '{{}}' {url}", file=sys.stderr)
+        timeout = f"timeout {function.timeout_ms / 1000:g} s"
+        print(f"fastric: {timeout}, {_memory_line(function, memory_limit)}, concurrency {concurrency}", file=sys.stderr)
+        sys.stderr.flush()
         try:
-            supervisor.start()
+            pool.start()
         except OSError as exc:
-            print(f"fastric: cannot start the runtime ({shlex.join(command)}): {exc}", file=sys.stderr)
+            command = shlex.join(function.runtime_command(os.environ))
+            print(f"fastric: cannot start the runtime ({command}): {exc}", file=sys.stderr)
             return 1
         stop_signals.wait()
         return 0
     finally:
         stop_signals.restore()
-        supervisor.stop()
-        for server in (invoke_server, runtime_api):
-            server.shutdown()
-            server.server_close()
+        pool.stop()
+        _close_server(invoke_server)
+
+
+def invoke_once(handler: str, event: bytes, *, memory_limit: bool = False) -> int:
+    """Invoke a handler once, as a script or CI step would.
+
+    The result (or the error document) goes to stdout, followed by a newline; the function's output and Lambda's
+    START, END and REPORT lines go to stderr.
+
+    Args:
+        handler: The handler string, as given to the runtime (``module.function``).
+        event: The event, JSON as the Invoke API takes it.
+        memory_limit: Cap the runtime's address space at the function's memory size.
+
+    Returns:
+        The process exit code: 0 on success, 1 on a function error or when the runtime cannot start, 2 when the
+        event is refused, 130 when interrupted.
+    """
+    if len(event) > MAX_REQUEST_BYTES:
+        message = f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation"
+        print(f"fastric: RequestTooLargeException: {message}", file=sys.stderr)
+        return 2
+    logs = _Output(sys.stderr.fileno())
+    pool = _new_pool(handler, stdout=logs, stderr=logs, memory_limit=memory_limit, announce_exits=False)
+    invocation = Invocation(str(uuid.uuid4()), event, {"Lambda-Runtime-Invoked-Function-Arn": pool.function.arn})
+    try:
+        result = pool.invoke(invocation)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        pool.stop()
+    sys.stdout.buffer.write(result.body + b"\n")
+    sys.stdout.flush()
+    return 1 if result.function_error else 0
