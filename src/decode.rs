@@ -1,8 +1,11 @@
-//! Decodes event JSON straight from the received buffer into Python objects.
+//! Decodes event JSON straight from the received buffer into Python objects: through orjson when it
+//! is installed (handed a view of the buffer, not a copy), else with a parser of our own.
 
 use std::collections::HashMap;
+use std::ffi::c_char;
 
 use jiter::{Jiter, JiterResult, NumberAny, NumberInt, Peek};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -12,17 +15,84 @@ const CACHED_KEY_MAX_LEN: usize = 64;
 const KEY_CACHE_CAPACITY: usize = 4096;
 
 /// A decoder whose key cache lives across invocations.
-#[derive(Default)]
 pub struct EventDecoder {
     keys: HashMap<Box<str>, Py<PyString>>,
+    orjson_loads: Option<Py<PyAny>>,
+    gc: Option<GcSwitch>,
+}
+
+/// The `gc` module's switches: a decode builds only fresh containers, which cannot be cyclic
+/// garbage, so collections triggered by their allocation are pure cost and are held off meanwhile.
+struct GcSwitch {
+    disable: Py<PyAny>,
+    enable: Py<PyAny>,
+    is_enabled: Py<PyAny>,
+}
+
+impl GcSwitch {
+    fn new(py: Python<'_>) -> Option<Self> {
+        let gc = py.import("gc").ok()?;
+        let switch = |name: &str| gc.getattr(name).ok().map(Bound::unbind);
+        Some(Self {
+            disable: switch("disable")?,
+            enable: switch("enable")?,
+            is_enabled: switch("isenabled")?,
+        })
+    }
+
+    /// Runs `work` with collections held off, if they were on.
+    fn paused<T>(&self, py: Python<'_>, work: impl FnOnce() -> T) -> T {
+        let was_enabled = self
+            .is_enabled
+            .call0(py)
+            .and_then(|flag| flag.is_truthy(py))
+            .unwrap_or(false);
+        if was_enabled {
+            let _ = self.disable.call0(py);
+        }
+        let result = work();
+        if was_enabled {
+            let _ = self.enable.call0(py);
+        }
+        result
+    }
 }
 
 impl EventDecoder {
-    /// Decodes `body` with the stock runtime's rules (floats as `float`, exact big integers, the last
-    /// of duplicate keys wins, `NaN`/`Infinity` rejected), or returns `None` when this parser cannot;
-    /// the caller then asks the reference decoder, which either accepts what this one does not (a
-    /// byte-order mark, lone surrogate escapes) or gives the stock runtime's exact error message.
-    pub fn decode<'py>(&mut self, py: Python<'py>, body: &[u8]) -> Option<Bound<'py, PyAny>> {
+    pub fn new(py: Python<'_>) -> Self {
+        let orjson_loads = py.import("orjson").and_then(|module| module.getattr("loads")).ok();
+        Self {
+            keys: HashMap::new(),
+            orjson_loads: orjson_loads.map(Bound::unbind),
+            gc: GcSwitch::new(py),
+        }
+    }
+
+    /// Decodes `body` with the stock runtime's rules (floats as `float`, the last of duplicate keys
+    /// wins, `NaN`/`Infinity` rejected), or returns `None` when this decoder cannot; the caller then
+    /// asks the reference decoder, which either accepts what this one does not (integers beyond 64
+    /// bits for orjson, a byte-order mark, lone surrogate escapes) or gives the stock runtime's exact
+    /// error message.
+    pub fn decode<'py>(&mut self, py: Python<'py>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
+        let gc = self.gc.take();
+        let decoded = match &gc {
+            Some(gc) => gc.paused(py, || self.decode_now(py, body)),
+            None => self.decode_now(py, body),
+        };
+        self.gc = gc;
+        decoded
+    }
+
+    fn decode_now<'py>(&mut self, py: Python<'py>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
+        match &self.orjson_loads {
+            // orjson reads integers beyond 64 bits as floats; a long run of digits anywhere (in a
+            // string, too) sends the event to the exact parser instead.
+            Some(loads) if !has_long_digit_run(body) => loads_from_view(py, loads.bind(py), body),
+            _ => self.parse(py, body),
+        }
+    }
+
+    fn parse<'py>(&mut self, py: Python<'py>, body: &[u8]) -> Option<Bound<'py, PyAny>> {
         if self.keys.len() > KEY_CACHE_CAPACITY {
             self.keys.clear();
         }
@@ -103,5 +173,56 @@ impl EventDecoder {
         let string = PyString::new(py, key);
         self.keys.insert(key.into(), string.clone().unbind());
         string
+    }
+}
+
+/// `CPython`'s flag for a read-only memoryview (`PyBUF_READ`), part of the stable ABI.
+const PYBUF_READ: std::ffi::c_int = 0x100;
+
+/// Calls `loads` on a read-only memoryview of `body`, so the bytes are parsed where they were received.
+#[expect(unsafe_code, reason = "a memoryview over Rust-owned memory has no safe constructor")]
+fn loads_from_view<'py>(py: Python<'py>, loads: &Bound<'py, PyAny>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
+    let length = ffi::Py_ssize_t::try_from(body.len()).ok()?;
+    // SAFETY: the view points into `body`, which is alive for the whole call; afterwards the view is
+    // released, so nothing can read through it, or, if something still holds it, the memory is kept.
+    let view = unsafe {
+        let pointer = ffi::PyMemoryView_FromMemory(body.as_mut_ptr().cast::<c_char>(), length, PYBUF_READ);
+        Bound::from_owned_ptr_or_err(py, pointer).ok()?
+    };
+    let decoded = loads.call1((&view,));
+    if view.call_method0("release").is_err() {
+        // A buffer export outlives the call: the memory under it must stay valid for good.
+        std::mem::forget(std::mem::replace(body, body.clone()));
+    }
+    decoded.ok()
+}
+
+/// Whether `data` holds 19 or more digits in a row: the shortest integer that may not fit 64 bits.
+fn has_long_digit_run(data: &[u8]) -> bool {
+    const LONGEST_SAFE_RUN: usize = 18;
+    let mut run = 0;
+    for &byte in data {
+        if byte.is_ascii_digit() {
+            run += 1;
+            if run > LONGEST_SAFE_RUN {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_digit_runs_are_found() {
+        assert!(!has_long_digit_run(b"{\"a\": 922337203685477580, \"b\": \"123\"}"));
+        assert!(has_long_digit_run(b"{\"a\": 9223372036854775808}"));
+        assert!(has_long_digit_run(b"[0.1234567890123456789]"));
+        assert!(!has_long_digit_run(b""));
     }
 }

@@ -128,10 +128,10 @@ pub struct RuntimeClient {
 #[pymethods]
 impl RuntimeClient {
     #[new]
-    fn new(address: &str, user_agent: &str) -> Self {
+    fn new(py: Python<'_>, address: &str, user_agent: &str) -> Self {
         Self {
             api: RuntimeApiClient::new(address, user_agent),
-            decoder: EventDecoder::default(),
+            decoder: EventDecoder::new(py),
             body: Vec::with_capacity(64 * 1024),
         }
     }
@@ -174,12 +174,12 @@ impl RuntimeClient {
 impl RuntimeClient {
     fn serve_one(&mut self, py: Python<'_>, contract: &Contract<'_>, encoder: &JsonEncoder) -> PyResult<()> {
         // Wait for an event without holding the GIL.
-        let invocation = self.next_invocation(py, contract)?;
+        let mut invocation = self.next_invocation(py, contract)?;
         let headers = Py::new(py, Invocation::from_api(&invocation))?;
 
         // Decode the event from the received buffer; the reference decoder has the last word.
         let event = if invocation.is_json() {
-            if let Some(event) = self.decoder.decode(py, &invocation.body) {
+            if let Some(event) = self.decoder.decode(py, &mut invocation.body) {
                 event
             } else {
                 let body = PyBytes::new(py, &invocation.body);
@@ -325,7 +325,7 @@ fn encode_json<'py>(py: Python<'py>, value: &Bound<'py, PyAny>, ensure_ascii: bo
 /// Decodes event JSON, or returns `None` when the reference decoder must decide.
 #[pyfunction]
 fn decode_json<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
-    EventDecoder::default().decode(py, data)
+    EventDecoder::new(py).decode(py, &mut data.to_vec())
 }
 
 #[pymodule]
