@@ -199,6 +199,60 @@ impl RuntimeApiClient {
         self.post("posting the invocation error", &path, &headers, body, Accept::Success)
     }
 
+    /// Starts a streamed response: the body follows in chunks written by [`Self::write_chunk`], and
+    /// [`Self::finish_streaming_response`] ends it, with the error trailers if the stream failed.
+    pub fn begin_streaming_response(
+        &mut self,
+        request_id: &str,
+        invocation_id: Option<&str>,
+        content_type: &str,
+    ) -> Result<()> {
+        const ACTION: &str = "streaming the invocation response";
+        self.request.clear();
+        let path = format!("/invocation/{request_id}/response");
+        write_request_head(&mut self.request, "POST", &path, &self.address, &self.user_agent);
+        let headers = [
+            ("Content-Type", Some(content_type)),
+            ("Lambda-Runtime-Function-Response-Mode", Some("streaming")),
+            ("Transfer-Encoding", Some("chunked")),
+            (
+                "Trailer",
+                Some("Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+            ),
+            ("Lambda-Runtime-Invocation-Id", invocation_id),
+        ];
+        write_headers(&mut self.request, &headers);
+        self.request.extend_from_slice(b"\r\n");
+        self.send(ACTION)
+    }
+
+    /// Sends one chunk of a streamed response; blocks while the reader is slower than the handler.
+    pub fn write_chunk(&mut self, data: &[u8]) -> Result<()> {
+        const ACTION: &str = "streaming the invocation response";
+        if data.is_empty() {
+            // An empty chunk would end the body.
+            return Ok(());
+        }
+        self.request.clear();
+        self.request
+            .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        self.request.extend_from_slice(data);
+        self.request.extend_from_slice(b"\r\n");
+        self.write_request(ACTION)
+    }
+
+    /// Ends a streamed response, with `trailers` (name, value) when the stream failed part-way.
+    pub fn finish_streaming_response(&mut self, trailers: &[(&str, Option<&str>)]) -> Result<()> {
+        const ACTION: &str = "streaming the invocation response";
+        self.request.clear();
+        self.request.extend_from_slice(b"0\r\n");
+        write_headers(&mut self.request, trailers);
+        self.request.extend_from_slice(b"\r\n");
+        self.write_request(ACTION)?;
+        let response = self.wait_response(ACTION)?;
+        check_status(ACTION, &response, Accept::Success)
+    }
+
     pub fn post_init_error(&mut self, error_type: &str, body: &[u8]) -> Result<()> {
         let headers = [("Lambda-Runtime-Function-Error-Type", Some(error_type))];
         self.post(
@@ -248,13 +302,7 @@ impl RuntimeApiClient {
     ) -> Result<()> {
         self.request.clear();
         write_request_head(&mut self.request, "POST", path, &self.address, &self.user_agent);
-        for (name, value) in headers {
-            // A header value cannot carry a line break; such a value is left out rather than
-            // letting it split the request.
-            if let Some(value) = value.filter(|value| !value.contains(['\r', '\n'])) {
-                write_header(&mut self.request, name, value);
-            }
-        }
+        write_headers(&mut self.request, headers);
         write_header(
             &mut self.request,
             "Content-Length",
@@ -286,6 +334,21 @@ impl RuntimeApiClient {
         stream
             .write_all(request)
             .map_err(|source| RuntimeApiError::Transport { action, source })
+    }
+
+    /// Writes the prepared bytes on the open connection, in the middle of a request.
+    fn write_request(&mut self, action: &'static str) -> Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(RuntimeApiError::Protocol {
+                action,
+                detail: "the connection is closed".into(),
+            });
+        };
+        if let Err(source) = stream.write_all(&self.request) {
+            self.disconnect();
+            return Err(RuntimeApiError::Transport { action, source });
+        }
+        Ok(())
     }
 
     fn connect(&mut self) -> Result<()> {
@@ -394,6 +457,16 @@ fn write_request_head(out: &mut Vec<u8>, method: &str, path: &str, host: &str, u
     write_header(out, "Host", host);
     write_header(out, "User-Agent", user_agent);
     write_header(out, "Accept", "*/*");
+}
+
+/// Writes the headers that have a value. A value cannot carry a line break; such a value is left
+/// out rather than letting it split the request.
+fn write_headers(out: &mut Vec<u8>, headers: &[(&str, Option<&str>)]) {
+    for (name, value) in headers {
+        if let Some(value) = value.filter(|value| !value.contains(['\r', '\n'])) {
+            write_header(out, name, value);
+        }
+    }
 }
 
 fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {

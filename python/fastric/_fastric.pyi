@@ -1,6 +1,6 @@
 """The native core of fastric. Private: import what you need from `fastric` instead."""
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 __version__: str
 
@@ -20,6 +20,25 @@ class ErrorResponse:
     def body(self) -> bytes: ...
     @property
     def xray_cause(self) -> Optional[str]: ...
+
+class ResponseStream:
+    """A response streamed to the Runtime API chunk by chunk; see `fastric.streaming`.
+
+    Args:
+        chunks: an iterable (or async iterable) of `bytes`, `bytearray` or `str` chunks.
+        content_type: the response's content type.
+        prelude: for HTTP integrations, the JSON prelude sent (with eight NUL bytes) before the body.
+    """
+
+    def __init__(
+        self, chunks: Any, *, content_type: str = "application/octet-stream", prelude: Optional[bytes] = None
+    ) -> None: ...
+    @property
+    def chunks(self) -> Any: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def prelude(self) -> Optional[bytes]: ...
 
 class Invocation:
     """The Runtime API headers of one invocation."""
@@ -57,21 +76,18 @@ class RuntimeClient:
     def __init__(self, address: str, user_agent: str) -> None: ...
     @property
     def address(self) -> str: ...
-    def run(
-        self,
-        invoke: Callable[[Invocation, Any], Any],
-        decode_fallback: Callable[[Invocation, bytes], Any],
-        encode_fallback: Callable[[Invocation, Any], Any],
-        *,
-        ensure_ascii: bool,
-    ) -> None:
-        """Serves invocations until the Runtime API fails or a callback raises.
+    def run(self, contract: Any, *, ensure_ascii: bool) -> None:
+        """Serves invocations until the Runtime API fails or the contract raises.
 
-        Each event is decoded natively (or by `decode_fallback`, which returns the event or an
-        `ErrorResponse`), passed to `invoke`, and what `invoke` returns is posted: an
-        `ErrorResponse` to `/error`, `bytes` as `application/unknown`, anything else as JSON, encoded
-        natively or by `encode_fallback` (which returns the bytes or an `ErrorResponse`). The GIL is
-        released while waiting for events and while posting.
+        `contract` is an object with the methods of `fastric.bootstrap.HandlerContract`. Each event
+        is decoded natively (or by `contract.decode_fallback`, which returns the event or an
+        `ErrorResponse`), passed to `contract.invoke`, and what that returns is posted: an
+        `ErrorResponse` to `/error`, a `ResponseStream` chunk by chunk, `bytes` as
+        `application/unknown`, anything else as JSON, encoded natively or by
+        `contract.encode_fallback`. A response over the 6 MB limit is replaced by
+        `contract.response_too_large`; failures go to `contract.next_failed`,
+        `contract.post_failed` and `contract.stream_failed`. The GIL is released while waiting for
+        events and while posting.
 
         Raises:
             fastric.RuntimeApiError: the Runtime API could not be reached or refused a request.

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from types import CoroutineType
+from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from . import _fastric, _logging
 from ._marshal import (
@@ -194,8 +194,18 @@ class HandlerContract:
         self._begin(invocation)
         try:
             result = self._handler(event, _context_for(invocation))
-            if type(result) is CoroutineType:
+            result_type = type(result)
+            if result_type is CoroutineType:
                 result = self._await(result)
+                result_type = type(result)
+            if result_type is GeneratorType:
+                return _fastric.ResponseStream(result)
+            if result_type is AsyncGeneratorType:
+                return _fastric.ResponseStream(self._iterate(result))
+            if result_type is _fastric.ResponseStream and _is_async_iterable(result.chunks):
+                return _fastric.ResponseStream(
+                    self._iterate(result.chunks), content_type=result.content_type, prelude=result.prelude
+                )
             return result
         except FaultError as fault:
             return _fault_response(fault, invocation.request_id)
@@ -234,6 +244,10 @@ class HandlerContract:
             return
         raise error
 
+    def stream_failed(self, invocation: _fastric.Invocation, error: Exception) -> _fastric.ErrorResponse:
+        """The error to report for a streamed response whose chunks raised `error`."""
+        return _error_response(error, invocation.request_id)
+
     def _begin(self, invocation: _fastric.Invocation) -> None:
         _logging.set_request(invocation.request_id, invocation.tenant_id)
         trace_id = invocation.trace_id
@@ -250,6 +264,19 @@ class HandlerContract:
             self._event_loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._event_loop)
         return self._event_loop.run_until_complete(coroutine)
+
+    def _iterate(self, chunks: Any) -> Any:
+        # An async generator is driven on the same event loop, one chunk at a time.
+        iterator = chunks.__aiter__()
+        while True:
+            try:
+                yield self._await(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+
+
+def _is_async_iterable(chunks: Any) -> bool:
+    return hasattr(chunks, "__aiter__") and not hasattr(chunks, "__iter__")
 
 
 class _WorkerContract(HandlerContract):

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
+use base64::prelude::{Engine, BASE64_STANDARD};
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::decode::EventDecoder;
 use crate::encode::JsonEncoder;
@@ -61,6 +62,45 @@ impl ErrorResponse {
     }
 }
 
+/// A response to stream: chunks (`bytes` or `str`) from an iterator, sent as they are produced.
+#[pyclass(module = "fastric._fastric", frozen)]
+pub struct ResponseStream {
+    chunks: Py<PyAny>,
+    content_type: String,
+    prelude: Option<Vec<u8>>,
+}
+
+#[pymethods]
+impl ResponseStream {
+    #[new]
+    #[pyo3(signature = (chunks, *, content_type="application/octet-stream".to_owned(), prelude=None))]
+    fn new(chunks: Py<PyAny>, content_type: String, prelude: Option<Vec<u8>>) -> Self {
+        Self {
+            chunks,
+            content_type,
+            prelude,
+        }
+    }
+
+    #[getter]
+    fn chunks(&self, py: Python<'_>) -> Py<PyAny> {
+        self.chunks.clone_ref(py)
+    }
+
+    #[getter]
+    fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    #[getter]
+    fn prelude<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.prelude.as_deref().map(|prelude| PyBytes::new(py, prelude))
+    }
+}
+
+/// What separates the JSON prelude of an HTTP integration response from its body.
+const PRELUDE_DELIMITER: [u8; 8] = [0; 8];
+
 /// The headers of one invocation, as the handler contract needs them.
 #[expect(clippy::struct_field_names, reason = "the names mirror the Runtime API headers")]
 #[pyclass(module = "fastric._fastric", frozen, get_all)]
@@ -100,6 +140,7 @@ struct Contract<'py> {
     response_too_large: Bound<'py, PyAny>,
     next_failed: Bound<'py, PyAny>,
     post_failed: Bound<'py, PyAny>,
+    stream_failed: Bound<'py, PyAny>,
 }
 
 impl<'py> Contract<'py> {
@@ -111,6 +152,7 @@ impl<'py> Contract<'py> {
             response_too_large: contract.getattr("response_too_large")?,
             next_failed: contract.getattr("next_failed")?,
             post_failed: contract.getattr("post_failed")?,
+            stream_failed: contract.getattr("stream_failed")?,
         })
     }
 }
@@ -241,6 +283,9 @@ impl RuntimeClient {
         if let Ok(error) = result.cast::<ErrorResponse>() {
             return self.post_error(py, contract, invocation, headers, error.get());
         }
+        if let Ok(stream) = result.cast::<ResponseStream>() {
+            return self.stream(py, contract, invocation, headers, stream.get());
+        }
         self.body.clear();
         let content_type = if let Ok(raw) = result.cast::<PyBytes>() {
             self.body.extend_from_slice(raw.as_bytes());
@@ -276,6 +321,88 @@ impl RuntimeClient {
         Self::after_post(py, contract, headers, posted)
     }
 
+    /// Streams a response chunk by chunk. The request opens with the first chunk, so a stream that
+    /// fails before producing anything is reported as an ordinary error; a failure after that goes
+    /// into the trailers, as Lambda's other runtimes report it.
+    fn stream(
+        &mut self,
+        py: Python<'_>,
+        contract: &Contract<'_>,
+        invocation: &ApiInvocation,
+        headers: &Py<Invocation>,
+        stream: &ResponseStream,
+    ) -> PyResult<()> {
+        let mut chunks = stream.chunks.bind(py).try_iter()?;
+        let mut next_chunk =
+            move || -> PyResult<Option<Vec<u8>>> { chunks.next().map(|chunk| chunk_bytes(&chunk?)).transpose() };
+
+        // The first chunk comes before the request opens.
+        let first = match next_chunk() {
+            Ok(first) => first,
+            Err(error) => {
+                let failure = Self::stream_failure(py, contract, headers, error)?;
+                return self.post_error(py, contract, invocation, headers, failure.get());
+            }
+        };
+        let (request_id, invocation_id) = (&invocation.request_id, invocation.invocation_id.as_deref());
+        let content_type = stream.content_type.as_str();
+        let api = &mut self.api;
+        let mut opened = py.detach(|| api.begin_streaming_response(request_id, invocation_id, content_type));
+        if let (Ok(()), Some(prelude)) = (&opened, &stream.prelude) {
+            let mut head = prelude.clone();
+            head.extend_from_slice(&PRELUDE_DELIMITER);
+            opened = py.detach(|| api.write_chunk(&head));
+        }
+
+        // Each chunk goes out as soon as the handler yields it, with the GIL released meanwhile;
+        // while the reader is slow the write blocks and the handler is not asked for more.
+        let mut written = opened;
+        let mut chunk = first;
+        let mut failure = None;
+        while written.is_ok() {
+            let Some(data) = chunk.take() else { break };
+            written = py.detach(|| api.write_chunk(&data));
+            match next_chunk() {
+                Ok(next) => chunk = next,
+                Err(error) => {
+                    failure = Some(Self::stream_failure(py, contract, headers, error)?);
+                    break;
+                }
+            }
+        }
+
+        // End the body, with the error in the trailers if the handler failed part-way.
+        let finished = written.and_then(|()| {
+            let failure = failure.as_ref().map(Bound::get);
+            let error_body = failure.map(|failure| BASE64_STANDARD.encode(&failure.body));
+            let trailers = [
+                (
+                    "Lambda-Runtime-Function-Error-Type",
+                    failure.map(|failure| failure.error_type.as_str()),
+                ),
+                ("Lambda-Runtime-Function-Error-Body", error_body.as_deref()),
+            ];
+            py.detach(|| api.finish_streaming_response(&trailers))
+        });
+        Self::after_post(py, contract, headers, finished)
+    }
+
+    /// Turns an exception raised by the stream into the error to report; anything that is not an
+    /// `Exception` (an exit, an interrupt) ends the loop instead.
+    fn stream_failure<'py>(
+        py: Python<'py>,
+        contract: &Contract<'py>,
+        headers: &Py<Invocation>,
+        error: PyErr,
+    ) -> PyResult<Bound<'py, ErrorResponse>> {
+        if !error.is_instance_of::<PyException>(py) {
+            return Err(error);
+        }
+        // The value carries its traceback, so the report names the handler's frames.
+        let failure = contract.stream_failed.call1((headers.clone_ref(py), error.into_value(py)))?;
+        Ok(failure.cast_into::<ErrorResponse>()?)
+    }
+
     fn post_error(
         &mut self,
         py: Python<'_>,
@@ -306,6 +433,23 @@ impl RuntimeClient {
     }
 }
 
+/// The bytes of one streamed chunk: `bytes`, `bytearray` or `str` (sent as UTF-8).
+fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(text) = chunk.cast::<PyString>() {
+        return Ok(text.to_cow()?.as_bytes().to_vec());
+    }
+    if let Ok(bytes) = chunk.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    if let Ok(array) = chunk.cast::<PyByteArray>() {
+        return Ok(array.to_vec());
+    }
+    let kind = chunk.get_type().name()?;
+    Err(PyTypeError::new_err(format!(
+        "a streamed chunk must be bytes or str, not {kind}"
+    )))
+}
+
 /// Why waiting for the next event stopped: the Runtime API failed, or a signal handler raised.
 enum NextError {
     Api(RuntimeApiError),
@@ -333,7 +477,7 @@ pub mod _fastric {
     use pyo3::prelude::*;
 
     #[pymodule_export]
-    use super::{decode_json, encode_json, ErrorResponse, Invocation, RuntimeClient};
+    use super::{decode_json, encode_json, ErrorResponse, Invocation, ResponseStream, RuntimeClient};
 
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
