@@ -9,8 +9,8 @@ from typing import Any, Callable
 import orjson
 import pytest
 import simplejson
-from events import workloads
 
+from events import workloads
 from fastric import _fastric
 
 EVENTS = workloads()

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from driver import RuntimeDriver
 from events import workloads
 

@@ -399,7 +399,9 @@ impl RuntimeClient {
             return Err(error);
         }
         // The value carries its traceback, so the report names the handler's frames.
-        let failure = contract.stream_failed.call1((headers.clone_ref(py), error.into_value(py)))?;
+        let failure = contract
+            .stream_failed
+            .call1((headers.clone_ref(py), error.into_value(py)))?;
         Ok(failure.cast_into::<ErrorResponse>()?)
     }
 
