@@ -55,7 +55,8 @@ test: lint test-rust test-python  ## everything CI runs: linters, Rust tests, py
 
 .PHONY: bench
 bench: install  ## benchmarks against awslambdaric, timed, results saved under .benchmarks
-	$(PY) -m pytest bench --benchmark-enable --benchmark-autosave --benchmark-min-rounds=20 -p no:randomly
+	$(PY) -m pytest bench --benchmark-enable --benchmark-autosave
+	$(PY) bench/render.py
 
 .PHONY: clean
 clean:  ## remove build products and the virtual environment

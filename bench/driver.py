@@ -23,9 +23,12 @@ ACK = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Lengt
 
 
 def runtime_command(implementation: str) -> list[str]:
-    """How each runtime under test is started; `floor` is a client that only speaks HTTP."""
+    """How each runtime under test is started; `floor` is a client that only speaks HTTP, `bare` an
+    interpreter that sends one request and nothing more."""
     if implementation == "floor":
         return [sys.executable, str(HANDLERS / "floor_client.py")]
+    if implementation == "bare":
+        return [sys.executable, str(HANDLERS / "bare_get.py")]
     return [sys.executable, "-m", implementation]
 
 
