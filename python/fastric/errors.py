@@ -6,7 +6,15 @@ for that kind of failure.
 
 from __future__ import annotations
 
-__all__ = ["FastricError", "RuntimeApiError"]
+__all__ = [
+    "CorruptImageError",
+    "DecompressionBombError",
+    "FastricError",
+    "ImageError",
+    "RuntimeApiError",
+    "UnidentifiedImageError",
+    "UnsupportedImageError",
+]
 
 
 class FastricError(Exception):
@@ -15,3 +23,23 @@ class FastricError(Exception):
 
 class RuntimeApiError(FastricError, ConnectionError):
     """The Lambda Runtime API could not be reached or answered with an error."""
+
+
+class ImageError(FastricError, ValueError):
+    """An image could not be made into a thumbnail, or a thumbnail option is invalid."""
+
+
+class UnidentifiedImageError(ImageError):
+    """The data is not an image in a format fastric reads (JPEG, PNG, GIF, WebP)."""
+
+
+class DecompressionBombError(ImageError):
+    """The image header announces more pixels than `max_pixels` allows; nothing was decoded."""
+
+
+class CorruptImageError(ImageError):
+    """The image data is truncated or damaged."""
+
+
+class UnsupportedImageError(ImageError):
+    """The image is valid but uses a feature fastric does not decode (e.g. 12-bit or lossless JPEG)."""
