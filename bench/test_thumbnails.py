@@ -66,16 +66,21 @@ IMPLEMENTATIONS: dict[str, Callable[..., bytes]] = {
     f"{PILLOW}_naive": pillow_naive,
 }
 
+# The peak is read from VmHWM: unlike ru_maxrss, it starts afresh at exec rather than inheriting
+# the parent's peak.
 MEMORY_SCRIPT = """
-import io, json, resource, sys
-from PIL import Image, ImageOps
-import fastric.image
+import json, sys
 sys.path.insert(0, sys.argv[1])
 from test_thumbnails import IMPLEMENTATIONS
+
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 data = open(sys.argv[3], "rb").read()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 IMPLEMENTATIONS[sys.argv[2]](data)
-print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024))
+print(json.dumps((peak_kb() - before) / 1024))
 """
 
 
