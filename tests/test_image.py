@@ -412,6 +412,17 @@ def test_corrupt_jpeg_is_an_error() -> None:
         thumbnail(bytes(data))
 
 
+@pytest.mark.parametrize(
+    ("offset", "value", "message"),
+    [(1, 0xC3, "lossless coding"), (4, 12, "12-bit samples"), (1, 0xC5, "hierarchical coding")],
+)
+def test_unsupported_jpeg_kinds_say_what_they_are(offset: int, value: int, message: str) -> None:
+    data = bytearray(encode(photo(64, 64)))
+    data[data.index(b"\xff\xc0") + offset] = value
+    with pytest.raises(errors.UnsupportedImageError, match=f"unsupported JPEG image: {message}"):
+        thumbnail(bytes(data))
+
+
 @pytest.mark.parametrize("data", [b"", b"hello world", b"%PDF-1.7\n", b"\xff\xd8"])
 def test_not_an_image_says_so(data: bytes) -> None:
     with pytest.raises(errors.UnidentifiedImageError, match="not an image"):

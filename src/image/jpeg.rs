@@ -17,7 +17,7 @@ pub struct Header {
     pub height: u32,
     pub components: u8,
     pub precision: u8,
-    /// Progressive with Huffman coding (SOF2).
+    /// Progressive with Huffman coding (SOF2), the kind the DC-scan path reads.
     pub progressive: bool,
     pub orientation: u8,
     pub icc_profile: Option<Vec<u8>>,
@@ -126,11 +126,13 @@ fn read_frame(header: &mut Header, marker: u8, payload: &[u8]) -> Result<(), Ima
     header.width = u32::from(u16::from_be_bytes([w0, w1]));
     header.components = components;
     header.progressive = marker == 0xC2;
+    // Sequential and progressive, Huffman or arithmetic coded, are what libjpeg-turbo decodes at
+    // reduced scale.
     match marker {
-        0xC0..=0xC2 if precision == 8 => Ok(()),
-        0xC0..=0xC2 => Err(ImageError::unsupported(FORMAT, format_args!("{precision}-bit samples"))),
-        0xC3 => Err(ImageError::unsupported(FORMAT, "lossless coding")),
-        _ => Err(ImageError::unsupported(FORMAT, "arithmetic or hierarchical coding")),
+        0xC0..=0xC2 | 0xC9 | 0xCA if precision == 8 => Ok(()),
+        0xC0..=0xC2 | 0xC9 | 0xCA => Err(ImageError::unsupported(FORMAT, format_args!("{precision}-bit samples"))),
+        0xC3 | 0xCB => Err(ImageError::unsupported(FORMAT, "lossless coding")),
+        _ => Err(ImageError::unsupported(FORMAT, "hierarchical coding")),
     }
 }
 

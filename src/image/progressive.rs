@@ -290,7 +290,9 @@ pub fn decode_dc(data: &[u8]) -> Result<Option<Pixels>, ImageError> {
     let Some(frame) = frame else {
         return Err(corrupt("no frame header"));
     };
-    if rgb_transform || frame.components.iter().any(|component| component.quant.is_none()) {
+    // libjpeg takes three components named R, G and B to be RGB, as it does with Adobe's flag.
+    let named_rgb = frame.components.iter().map(|component| component.id).eq(*b"RGB");
+    if rgb_transform || named_rgb || frame.components.iter().any(|component| component.quant.is_none()) {
         return Ok(None);
     }
     Ok(Some(assemble(&frame)))
