@@ -77,8 +77,9 @@ def thumbnail(
         background: the RGB colour transparent pixels are flattened onto for JPEG output.
         max_pixels: images whose header announces more pixels are refused before decoding;
             ``None`` removes the limit.
-        shrink_on_load: decode JPEGs at reduced scale. ``False`` decodes every pixel first, which
-            is slower and looks the same.
+        shrink_on_load: decode JPEGs at the smallest DCT scale that keeps twice the thumbnail size.
+            ``False`` decodes every pixel first: several times slower and memory-hungry, for a
+            difference hardly visible.
 
     Returns:
         The encoded thumbnail.

@@ -42,6 +42,9 @@ impl Component {
 /// The frequencies (per axis) whose average over half a block is not zero: DC and the odd ones.
 const SPLIT_FREQUENCIES: [usize; 5] = [0, 1, 3, 5, 7];
 
+/// How many AC coefficients are kept per block of a subsampled component.
+const KEPT: usize = SPLIT_FREQUENCIES.len() * SPLIT_FREQUENCIES.len();
+
 /// Zigzag scan position to natural (row-major) coefficient index.
 const ZIGZAG: [usize; 64] = [
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
@@ -350,8 +353,7 @@ fn read_frame(payload: &[u8]) -> Result<Option<Frame>, ImageError> {
         component.own_blocks_high = (height * component.vertical).div_ceil(max_vertical).div_ceil(8);
         component.dc = vec![0; component.blocks_wide * component.blocks_high];
         if component.split(max_horizontal, max_vertical) != (1, 1) {
-            let slots = SPLIT_FREQUENCIES.len() * SPLIT_FREQUENCIES.len();
-            component.ac = vec![0; component.blocks_wide * component.blocks_high * slots];
+            component.ac = vec![0; component.blocks_wide * component.blocks_high * KEPT];
         }
     }
     Ok(Some(Frame {
@@ -579,7 +581,6 @@ fn decode_ac_scan(
         return Err(corrupt("a scan has an invalid spectral range"));
     }
     let component = &mut frame.components[scan.components[0].0];
-    let slots = SPLIT_FREQUENCIES.len() * SPLIT_FREQUENCIES.len();
     let mut bits = BitReader::new(data);
     let mut end_of_band_run = 0_u32;
     let blocks = component.own_blocks_wide * component.own_blocks_high;
@@ -593,7 +594,7 @@ fn decode_ac_scan(
             continue;
         }
         let (row, column) = (unit / component.own_blocks_wide, unit % component.own_blocks_wide);
-        let block = (row * component.blocks_wide + column) * slots;
+        let block = (row * component.blocks_wide + column) * KEPT;
         let mut position = start;
         while position <= end {
             let symbol = huffman.decode(&mut bits)?;
@@ -716,46 +717,42 @@ fn samples(component: &Component, split_x: usize, split_y: usize) -> Vec<u8> {
             _ => -half_means[index],
         }
     };
+    // One weight per kept coefficient and part of a block: the product of the two axes' means and
+    // the quantiser, so that each sample is a dot product.
     let count = SPLIT_FREQUENCIES.len();
-    let dequantised: Vec<f32> = (0..count * count)
-        .map(|slot| {
-            let natural = SPLIT_FREQUENCIES[slot / count] * 8 + SPLIT_FREQUENCIES[slot % count];
-            f32::from(quant[natural])
+    let parts: Vec<(usize, usize)> = (0..split_y).flat_map(|y| (0..split_x).map(move |x| (x, y))).collect();
+    let weights: Vec<[f32; KEPT]> = parts
+        .iter()
+        .map(|&(half_x, half_y)| {
+            std::array::from_fn(|slot| {
+                let (row, column) = (slot / count, slot % count);
+                let natural = SPLIT_FREQUENCIES[row] * 8 + SPLIT_FREQUENCIES[column];
+                f32::from(quant[natural]) * weight(column, half_x, split_x) * weight(row, half_y, split_y)
+            })
         })
         .collect();
 
     let stride = component.blocks_wide * split_x;
     let mut plane = vec![0; stride * component.blocks_high * split_y];
+    let mut coefficients = [0.0_f32; KEPT];
     for (block, &dc) in component.dc.iter().enumerate() {
-        let coefficients = &component.ac[block * count * count..(block + 1) * count * count];
+        let kept = &component.ac[block * KEPT..(block + 1) * KEPT];
+        for (value, &coefficient) in coefficients.iter_mut().zip(kept) {
+            *value = f32::from(coefficient);
+        }
+        // DC fits in 16 bits for 8-bit samples, so f32 holds it exactly.
+        coefficients[0] = f32::from(i16::try_from(dc).unwrap_or(0));
         let (block_row, block_column) = (block / component.blocks_wide, block % component.blocks_wide);
-        for half_y in 0..split_y {
-            for half_x in 0..split_x {
-                let mut value = 128.0;
-                for (slot, &coefficient) in coefficients.iter().enumerate() {
-                    let (row, column) = (slot / count, slot % count);
-                    // DC fits in 16 bits for 8-bit samples, so f32 holds it exactly.
-                    let coefficient = if slot == 0 {
-                        f32::from(i16::try_from(dc).unwrap_or(0))
-                    } else {
-                        f32::from(coefficient)
-                    };
-                    if coefficient != 0.0 {
-                        value += coefficient
-                            * dequantised[slot]
-                            * weight(column, half_x, split_x)
-                            * weight(row, half_y, split_y);
-                    }
-                }
-                let at = (block_row * split_y + half_y) * stride + block_column * split_x + half_x;
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "clamped to 0..=255"
-                )]
-                let sample = value.round().clamp(0.0, 255.0) as u8;
-                plane[at] = sample;
-            }
+        for (&(half_x, half_y), weights) in parts.iter().zip(&weights) {
+            let value: f32 = 128.0 + coefficients.iter().zip(weights).map(|(c, w)| c * w).sum::<f32>();
+            let at = (block_row * split_y + half_y) * stride + block_column * split_x + half_x;
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "clamped to 0..=255"
+            )]
+            let sample = value.round().clamp(0.0, 255.0) as u8;
+            plane[at] = sample;
         }
     }
     plane
