@@ -1,7 +1,9 @@
-//! fastric's native core: the Lambda Runtime API client and invocation loop, and the JSON codecs.
+//! fastric's native core: the Lambda Runtime API client and invocation loop, the JSON codecs, and
+//! the thumbnail pipeline.
 
 mod decode;
 mod encode;
+pub mod image;
 mod python;
 pub mod runtime_api;
 

@@ -1,6 +1,23 @@
 """fastric: a fast, drop-in replacement for the AWS Lambda runtime interface client for Python."""
 
 from ._fastric import __version__
-from .errors import FastricError, RuntimeApiError
+from .errors import (
+    CorruptImageError,
+    DecompressionBombError,
+    FastricError,
+    ImageError,
+    RuntimeApiError,
+    UnidentifiedImageError,
+    UnsupportedImageError,
+)
 
-__all__ = ["FastricError", "RuntimeApiError", "__version__"]
+__all__ = [
+    "CorruptImageError",
+    "DecompressionBombError",
+    "FastricError",
+    "ImageError",
+    "RuntimeApiError",
+    "UnidentifiedImageError",
+    "UnsupportedImageError",
+    "__version__",
+]

@@ -1,8 +1,11 @@
 """The native core of fastric. Private: import what you need from `fastric` instead."""
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
+
+from fastric.errors import ImageError
 
 __version__: str
+DEFAULT_MAX_PIXELS: int
 
 class ErrorResponse:
     """An invocation error to post to the Runtime API's `/error` endpoint.
@@ -118,3 +121,42 @@ def encode_json(value: Any, *, ensure_ascii: bool) -> Optional[bytes]:
 
 def decode_json(data: bytes) -> Optional[Any]:
     """Decodes JSON `data`, or returns None when the reference decoder must decide."""
+
+def thumbnail(
+    data: bytes,
+    size: tuple[int, int] = (200, 200),
+    *,
+    format: Literal["JPEG", "PNG"] = "JPEG",
+    quality: int = 85,
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_pixels: Optional[int] = 89478485,
+    shrink_on_load: bool = True,
+) -> tuple[bytes, int, int, str]:
+    """Makes one thumbnail without holding the GIL (see `fastric.image.thumbnail`).
+
+    Returns:
+        `(data, width, height, content_type)`.
+
+    Raises:
+        fastric.errors.ImageError: or one of its subclasses, when the image or an option is bad.
+    """
+
+def thumbnails(
+    images: list[bytes],
+    size: tuple[int, int] = (200, 200),
+    *,
+    format: Literal["JPEG", "PNG"] = "JPEG",
+    quality: int = 85,
+    background: tuple[int, int, int] = (255, 255, 255),
+    max_pixels: Optional[int] = 89478485,
+    shrink_on_load: bool = True,
+    workers: Optional[int] = None,
+) -> list[Union[tuple[bytes, int, int, str], ImageError]]:
+    """Makes thumbnails of `images` on `workers` native threads (default: the CPUs available).
+
+    Returns:
+        Per image, in order, the tuple `thumbnail` returns or the exception it would have raised.
+
+    Raises:
+        fastric.errors.ImageError: when an option is bad.
+    """

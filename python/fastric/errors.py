@@ -11,7 +11,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-__all__ = ["FastricError", "RuntimeApiError"]
+__all__ = [
+    "CorruptImageError",
+    "DecompressionBombError",
+    "FastricError",
+    "ImageError",
+    "RuntimeApiError",
+    "UnidentifiedImageError",
+    "UnsupportedImageError",
+]
 
 
 class FastricError(Exception):
@@ -31,3 +39,23 @@ class RuntimeApiError(FastricError, ConnectionError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ImageError(FastricError, ValueError):
+    """An image could not be made into a thumbnail, or a thumbnail option is invalid."""
+
+
+class UnidentifiedImageError(ImageError):
+    """The data is not an image in a format fastric reads (JPEG, PNG, GIF, WebP)."""
+
+
+class DecompressionBombError(ImageError):
+    """The image header announces more pixels than `max_pixels` allows; nothing was decoded."""
+
+
+class CorruptImageError(ImageError):
+    """The image data is truncated or damaged."""
+
+
+class UnsupportedImageError(ImageError):
+    """The image is valid but uses a feature fastric does not decode (e.g. 12-bit or lossless JPEG)."""

@@ -1,5 +1,8 @@
 //! The Python binding: argument plumbing around the Runtime API client, the event decoder and the
-//! result encoder, plus the invocation loop, which calls into Python once per invocation.
+//! result encoder, plus the invocation loop, which calls into Python once per invocation. The
+//! thumbnail functions are in `image`.
+
+mod image;
 
 use std::time::Duration;
 
@@ -481,8 +484,12 @@ pub mod _fastric {
     #[pymodule_export]
     use super::{decode_json, encode_json, ErrorResponse, Invocation, ResponseStream, RuntimeClient};
 
+    #[pymodule_export]
+    use super::image::{thumbnail, thumbnails};
+
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        module.add("DEFAULT_MAX_PIXELS", crate::image::DEFAULT_MAX_PIXELS)?;
         module.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }
