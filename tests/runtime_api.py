@@ -5,6 +5,10 @@ every request it receives, byte for byte, together with the TCP connection it ar
 HTTP/1.1 with keep-alive over raw sockets, one thread per connection, which is fast enough for a
 runtime to go through thousands of invocations in a few seconds.
 
+A chunked body (a streamed response) is recorded chunk by chunk as it arrives, each chunk with its
+arrival time, so a test can watch a stream while the runtime is still producing it, and make the
+server a slow reader of it.
+
 Once the script is exhausted, `next` blocks until the server stops, as Lambda does when it freezes
 an idle execution environment.
 """
@@ -18,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
@@ -109,6 +113,20 @@ class Invocation:
         return [(name, value) for name, value in built + list(self.headers) if name.lower() not in omitted]
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a chunked request body.
+
+    Attributes:
+        data: the chunk's bytes.
+        at: `time.monotonic()` when the server had read it; the clock is system-wide on Linux, so
+            it compares with readings taken in other processes.
+    """
+
+    data: bytes
+    at: float
+
+
 @dataclass
 class Request:
     """One request received by the server.
@@ -126,6 +144,8 @@ class Request:
         served_headers: for `next`, the headers of the event served in answer (None if none was).
         served_at_ms: for `next`, epoch milliseconds just before the event was sent.
         trailers: trailer fields of a chunked body.
+        chunks: the chunks of a chunked body, in arrival order; filled while the body arrives.
+        ended_at: `time.monotonic()` when the whole request had been read.
     """
 
     method: str
@@ -139,6 +159,8 @@ class Request:
     served_headers: list[tuple[str, str]] | None = None
     served_at_ms: int | None = None
     trailers: list[tuple[str, str]] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    ended_at: float | None = None
 
     def header(self, name: str) -> str | None:
         """The last value of header `name` (case-insensitive), or None."""
@@ -157,6 +179,12 @@ class Request:
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
+
+    def trailer(self, name: str) -> str | None:
+        """The last value of trailer `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        values = [value for key, value in self.trailers if key.lower() == wanted]
+        return values[-1] if values else None
 
 
 def xray_cause(request: Request, working_directory: str) -> dict[str, Any] | None:
@@ -199,16 +227,31 @@ class RuntimeApi:
     Use as a context manager, or call `start` and `stop`.
     """
 
-    def __init__(self, invocations: Iterable[Invocation] = (), overrides: dict[tuple[str, int], Reply] | None = None):
+    def __init__(
+        self,
+        invocations: Iterable[Invocation] = (),
+        overrides: dict[tuple[str, int], Reply] | None = None,
+        *,
+        chunk_hook: Callable[[Request, Chunk], None] | None = None,
+        receive_buffer: int | None = None,
+    ):
         """Prepare the server; nothing listens before `start`.
 
         Args:
             invocations: events to serve in order.
             overrides: answers replacing the default for the n-th call (counted from 0) of a kind,
                 e.g. `{("next", 0): Reply(500, b"...")}`. A replaced `next` does not consume an event.
+            chunk_hook: called in the connection's thread after each chunk of a chunked body is
+                recorded; the next chunk is not read before it returns, so a hook that sleeps or
+                waits makes the server a slow reader.
+            receive_buffer: `SO_RCVBUF` of accepted connections, in bytes; a small one keeps the
+                data a slow reader leaves in flight small. None keeps the kernel's autotuning.
         """
         self._script = list(invocations)
         self._overrides = dict(overrides or {})
+        self._chunk_hook = chunk_hook
+        self._receive_buffer = receive_buffer
+        self._streams: list[Request] = []
         self._calls: dict[str, int] = {}
         self._served = 0
         self._requests: list[Request] = []
@@ -227,6 +270,9 @@ class RuntimeApi:
         """Bind, listen and start accepting connections."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self._receive_buffer is not None:
+            # Set before listen: accepted sockets inherit it, and the window is sized from it.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         self._listener = listener
@@ -293,6 +339,21 @@ class RuntimeApi:
         # A running count: recounting the record on every wake-up would cost quadratic time.
         return self.wait_until(lambda _: self._post_count >= count, timeout)
 
+    def streams(self) -> list[Request]:
+        """Requests with a chunked body, in the order they began, those still arriving included.
+
+        A request still arriving has `ended_at` None and is not yet among `requests`; its `chunks`
+        are those received so far (a snapshot).
+        """
+        with self._changed:
+            return [replace(request, chunks=list(request.chunks)) for request in self._streams]
+
+    def wait_for_chunks(self, count: int, timeout: float, *, stream: int = 0) -> bool:
+        """Wait until the `stream`-th chunked body (from 0) has at least `count` chunks; return whether it had."""
+        return self.wait_until(
+            lambda _: len(self._streams) > stream and len(self._streams[stream].chunks) >= count, timeout
+        )
+
     # ---- serving ----
 
     def _accept_loop(self) -> None:
@@ -319,7 +380,7 @@ class RuntimeApi:
         reader = conn.makefile("rb")
         try:
             while not self._stopping.is_set():
-                request = _read_request(reader, conn, serial)
+                request = _read_request(reader, conn, serial, self._stream_began, self._chunk_arrived)
                 if request is None:
                     return
                 if not self._answer(conn, request):
@@ -331,6 +392,18 @@ class RuntimeApi:
             conn.close()
             with self._changed:
                 self._connections.pop(serial, None)
+
+    def _stream_began(self, request: Request) -> None:
+        with self._changed:
+            self._streams.append(request)
+            self._changed.notify_all()
+
+    def _chunk_arrived(self, request: Request, chunk: Chunk) -> None:
+        with self._changed:
+            request.chunks.append(chunk)
+            self._changed.notify_all()
+        if self._chunk_hook is not None:
+            self._chunk_hook(request, chunk)
 
     def _answer(self, conn: socket.socket, request: Request) -> bool:
         """Record and answer one request; return whether the connection stays open."""
@@ -394,8 +467,17 @@ def _read_exact(reader: Any, size: int) -> bytes:
     return data
 
 
-def _read_request(reader: Any, conn: socket.socket, serial: int) -> Request | None:
-    """Read one request from the connection; None when the peer closed it cleanly in between."""
+def _read_request(
+    reader: Any,
+    conn: socket.socket,
+    serial: int,
+    on_stream: Callable[[Request], None] | None = None,
+    on_chunk: Callable[[Request, Chunk], None] | None = None,
+) -> Request | None:
+    """Read one request from the connection; None when the peer closed it cleanly in between.
+
+    `on_stream` is told when a chunked body begins and `on_chunk` of each of its chunks as it arrives.
+    """
     line = reader.readline(MAX_LINE)
     if not line:
         return None
@@ -411,6 +493,8 @@ def _read_request(reader: Any, conn: socket.socket, serial: int) -> Request | No
         conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     if (request.header("Transfer-Encoding") or "").lower() == "chunked":
+        if on_stream is not None:
+            on_stream(request)
         chunks = []
         while True:
             size = int(_read_line(reader).split(b";")[0], 16)
@@ -418,11 +502,14 @@ def _read_request(reader: Any, conn: socket.socket, serial: int) -> Request | No
                 break
             chunks.append(_read_exact(reader, size))
             _read_line(reader)
+            if on_chunk is not None:
+                on_chunk(request, Chunk(chunks[-1], time.monotonic()))
         request.trailers = _read_fields(reader)
         request.body = b"".join(chunks)
     else:
         length = request.header("Content-Length")
         request.body = _read_exact(reader, int(length)) if length else b""
+    request.ended_at = time.monotonic()
     return request
 
 

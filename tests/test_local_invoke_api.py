@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
-from test_local_mode import LocalServer, Response, server_environment, start_server
+from test_local_mode import LocalServer, Response, StreamReader, invoke_streamed, server_environment, start_server
 
 HANDLERS = Path(__file__).parent / "handlers_local"
 REPORT = re.compile(
@@ -270,3 +270,83 @@ def test_one_shot_invoke_prints_the_result_and_exits_with_its_status(tmp_path: P
     missing = one_shot([str(tmp_path / "missing.json")])
     assert missing.returncode == 2
     assert b"fastric: cannot read the event: [Errno 2] No such file or directory" in missing.stderr
+
+
+# ---- Streamed responses ----
+
+STREAMING = {"PYTHONPATH": str(Path(__file__).parent / "handlers")}
+
+
+def test_stream_past_the_timeout_ends_with_a_timeout_in_the_trailers(local: Callable[..., LocalServer]) -> None:
+    server = local("streaming_app.handler", env={**STREAMING, "AWS_LAMBDA_FUNCTION_TIMEOUT": "1"})
+    # The gate never opens: the handler waits after its first chunk until the invocation times out.
+    response = invoke_streamed(server, {"do": "gated", "gate": "/nonexistent/gate"}, TAIL)
+    request_id = response.headers["X-Amzn-RequestId"]
+    assert response.body == b"first chunk\n"
+    assert response.trailers["X-Amz-Function-Error"] == "Unhandled"
+    assert response.trailers["Lambda-Runtime-Function-Error-Type"] == "Sandbox.Timedout"
+    assert response.error_document() == {
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after 1.00 seconds",
+        "errorType": "Sandbox.Timedout",
+    }
+    fields = report(base64.b64decode(response.trailers["X-Amz-Log-Result"]).decode())
+    assert (fields["request_id"], fields["status"]) == (request_id, "timeout")
+    assert server.invoke({"do": "echo"}).json() == {"do": "echo"}
+
+
+def test_runtime_exit_part_way_ends_with_an_exit_error_in_the_trailers(local: Callable[..., LocalServer]) -> None:
+    server = local("streaming_app.handler", env=STREAMING)
+    response = invoke_streamed(server, {"do": "exits_midway"})
+    request_id = response.headers["X-Amzn-RequestId"]
+    assert response.body == b"before the exit"
+    assert response.trailers["Lambda-Runtime-Function-Error-Type"] == "Runtime.ExitError"
+    assert response.error_document() == {
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 3",
+        "errorType": "Runtime.ExitError",
+    }
+    assert server.invoke({"do": "echo"}).json() == {"do": "echo"}
+
+
+def test_stream_log_tail_comes_in_a_trailer(local: Callable[..., LocalServer]) -> None:
+    server = local("streaming_app.handler", env=STREAMING)
+    response = invoke_streamed(server, {"do": "chunks", "parts": ["a"]}, TAIL)
+    request_id = response.headers["X-Amzn-RequestId"]
+    assert "X-Amz-Log-Result" not in response.headers
+    assert set(response.trailers) == {"X-Amz-Log-Result"}
+    log = base64.b64decode(response.trailers["X-Amz-Log-Result"]).decode()
+    assert log.startswith(f"START RequestId: {request_id} Version: $LATEST\n")
+    assert report(log)["request_id"] == request_id
+
+
+def test_streams_nobody_reads_do_not_hold_the_runtime_up(local: Callable[..., LocalServer]) -> None:
+    server = local("streaming_app.handler", env=STREAMING)
+    # 4 MB, more than waits for an invoker: an Event invoke, whose answer nobody reads.
+    event = server.invoke({"do": "large", "chunks": 64}, headers={"X-Amz-Invocation-Type": "Event"})
+    assert event.status == 202
+    server.wait_for_log(f"END RequestId: {event.headers['X-Amzn-RequestId']}")
+
+    # An invoker that hangs up after the first chunk.
+    reader = StreamReader(server.port, {"do": "large", "chunks": 64})
+    assert reader.next_chunk() == (0).to_bytes(4, "big") * (16 * 1024)
+    request_id = reader.headers["X-Amzn-RequestId"]
+    reader.close()
+    server.wait_for_log(f"END RequestId: {request_id}")
+    assert server.invoke({"do": "echo"}).json() == {"do": "echo"}
+
+
+def test_one_shot_invoke_writes_a_stream_as_it_comes(tmp_path: Path) -> None:
+    def run(event: dict[str, Any]) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "fastric", "--invoke", "-", "streaming_app.handler"]
+        env = {**server_environment("fastric", None), **STREAMING}
+        return subprocess.run(
+            command, cwd=tmp_path, env=env, input=json.dumps(event).encode(), capture_output=True, timeout=30
+        )
+
+    succeeded = run({"do": "chunks", "parts": ["one ", "two"]})
+    assert (succeeded.returncode, succeeded.stdout) == (0, b"one two\n"), succeeded.stderr
+
+    failed = run({"do": "fails_midway", "message": "gave up"})
+    assert (failed.returncode, failed.stdout) == (1, b"partial output\n")
+    prefix = b"\nfastric: the response stream failed part-way: "
+    document = json.loads(failed.stderr.split(prefix, 1)[1].split(b"\n", 1)[0])
+    assert (document["errorType"], document["errorMessage"]) == ("ValueError", "gave up")

@@ -7,7 +7,9 @@ import http.client
 import json
 import os
 import re
+import select
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -597,3 +599,249 @@ def test_runtime_api_contract_as_a_runtime_sees_it(serve: Callable[..., LocalSer
     # One invocation at a time: a second /next before answering the first is refused.
     assert report["second_next"] == 403
     assert server.invoke({"n": 2}).json()["posted"] == [202]
+
+
+# ---- Streamed responses ----
+
+STREAMING_APP = Path(__file__).parent / "handlers" / "streaming_app.py"
+STREAM_WAIT_S = 10.0
+
+
+@dataclass
+class Streamed:
+    """A response read off the socket as it came: its chunks as framed on the wire, and its trailers."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    chunks: list[bytes]
+    trailers: dict[str, str]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def error_document(self) -> Any:
+        return json.loads(base64.b64decode(self.trailers["Lambda-Runtime-Function-Error-Body"], validate=True))
+
+
+class StreamReader:
+    """A raw HTTP/1.1 exchange with the invoke endpoint, read chunk by chunk."""
+
+    def __init__(
+        self, port: int, payload: Any, headers: Mapping[str, str] | None = None, *, version: str = "HTTP/1.1"
+    ) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=STREAM_WAIT_S)
+        body = json.dumps(payload).encode()
+        lines = [f"POST {INVOKE_PATH} {version}", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self.reader = self.sock.makefile("rb")
+        self.status = int(self.reader.readline().split()[1])
+        self.headers = http.client.parse_headers(self.reader)
+        self.chunks: list[bytes] = []
+        self.trailers: dict[str, str] = {}
+
+    def next_chunk(self) -> bytes | None:
+        """The next chunk of a chunked body, or None at its end, when the trailers have been read."""
+        size = int(self.reader.readline().split(b";")[0], 16)
+        if size == 0:
+            while line := self.reader.readline().strip():
+                name, _, value = line.decode().partition(":")
+                self.trailers[name.strip()] = value.strip()
+            return None
+        data = self.reader.read(size)
+        assert self.reader.readline() == b"\r\n"
+        self.chunks.append(data)
+        return data
+
+    def finish(self) -> Streamed:
+        if self.headers["Transfer-Encoding"] == "chunked":
+            while self.next_chunk() is not None:
+                pass
+        else:
+            self.chunks.append(self.reader.read())
+        self.close()
+        return Streamed(self.status, self.headers, self.chunks, self.trailers)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+def invoke_streamed(server: LocalServer, payload: Any, headers: Mapping[str, str] | None = None) -> Streamed:
+    return StreamReader(server.port, payload, headers).finish()
+
+
+@pytest.fixture
+def streaming(serve: Callable[..., LocalServer]) -> LocalServer:
+    """Local mode serving `streaming_app.handler`."""
+    return serve("streaming_app.handler", files={"streaming_app.py": STREAMING_APP.read_text()})
+
+
+def read_until(stream: Any, wanted: bytes) -> bytes:
+    """Read a pipe until `wanted` has come, within `STREAM_WAIT_S`."""
+    received = b""
+    deadline = time.monotonic() + STREAM_WAIT_S
+    while wanted not in received:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{wanted!r} did not come while the handler was still running; got {received!r}"
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if ready:
+            data = os.read(stream.fileno(), 65536)
+            assert data, f"the output ended before {wanted!r}: {received!r}"
+            received += data
+    return received
+
+
+def test_curl_n_prints_each_chunk_as_the_handler_produces_it(streaming: LocalServer, tmp_path: Path) -> None:
+    # The handler sends its second chunk only once the gate exists, and the gate is made only once the
+    # first chunk has been printed: the first chunk must come through while the handler still runs.
+    gate = tmp_path / "gate"
+    payload = json.dumps({"do": "gated", "gate": str(gate)})
+    url = f"http://127.0.0.1:{streaming.port}{INVOKE_PATH}"
+    curl = shutil.which("curl")
+    if curl is None:
+        reader = StreamReader(streaming.port, json.loads(payload))
+        assert reader.next_chunk() == b"first chunk\n"
+        gate.touch()
+        assert reader.finish().body == b"first chunk\nsecond chunk\n"
+        return
+
+    process = subprocess.Popen([curl, "-sSN", "-d", payload, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        first = read_until(process.stdout, b"first chunk\n")
+        assert first == b"first chunk\n"
+        assert process.poll() is None
+        gate.touch()
+        rest, errors = process.communicate(timeout=STREAM_WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert (process.returncode, errors) == (0, b"")
+    assert first + rest == b"first chunk\nsecond chunk\n"
+
+
+def test_streamed_response_is_chunked_as_the_handler_yields(streaming: LocalServer) -> None:
+    response = invoke_streamed(streaming, {"do": "chunks", "parts": ["a", "bb", "ccc"]})
+    assert response.status == 200
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert response.headers["Content-Length"] is None
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Amz-Executed-Version"] == "$LATEST"
+    assert uuid.UUID(response.headers["X-Amzn-RequestId"]).version == 4
+    assert response.chunks == [b"a", b"bb", b"ccc"]
+    assert response.trailers == {}
+
+    # An invoke that does not stream is answered as before, on the same runtime.
+    plain = streaming.invoke({"do": "echo"})
+    assert (plain.headers["Content-Length"], plain.json()) == (str(len(plain.body)), {"do": "echo"})
+
+
+def test_stream_helper_content_type_is_passed_on(streaming: LocalServer) -> None:
+    response = invoke_streamed(streaming, {"do": "stream", "parts": ["x", "y"], "content_type": "text/plain"})
+    assert (response.headers["Content-Type"], response.body) == ("text/plain", b"xy")
+
+
+def test_http_integration_prelude_sets_status_headers_and_cookies(streaming: LocalServer) -> None:
+    payload = {
+        "do": "http",
+        "parts": ["data: 1\n\n", "data: 2\n\n"],
+        "status": 201,
+        "headers": {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Content-Length": "1"},
+        "multi_value_headers": {"X-Many": ["1", "2"]},
+        "cookies": ["session=abc; Secure", "theme=dark"],
+    }
+    response = invoke_streamed(streaming, payload)
+    # As a function URL answers: the prelude is not part of the body.
+    assert response.status == 201
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers.get_all("X-Many") == ["1", "2"]
+    assert response.headers.get_all("Set-Cookie") == ["session=abc; Secure", "theme=dark"]
+    # The prelude cannot override the framing.
+    assert (response.headers["Content-Length"], response.headers["Transfer-Encoding"]) == (None, "chunked")
+    assert response.body == b"data: 1\n\ndata: 2\n\n"
+
+    bare = invoke_streamed(streaming, {"do": "http", "parts": []})
+    assert (bare.status, bare.headers["Content-Type"], bare.body) == (200, "application/octet-stream", b"")
+
+
+def test_error_part_way_ends_the_body_with_error_trailers(streaming: LocalServer) -> None:
+    response = invoke_streamed(streaming, {"do": "fails_midway", "message": "no more"})
+    assert response.status == 200
+    assert response.headers["X-Amz-Function-Error"] is None
+    assert response.headers["Trailer"] == (
+        "X-Amz-Function-Error, Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body, X-Amz-Log-Result"
+    )
+    assert response.body == b"partial output"
+    assert response.trailers["X-Amz-Function-Error"] == "Unhandled"
+    assert response.trailers["Lambda-Runtime-Function-Error-Type"] == "ValueError"
+    document = response.error_document()
+    assert (document["errorType"], document["errorMessage"]) == ("ValueError", "no more")
+    assert document["requestId"] == response.headers["X-Amzn-RequestId"]
+    assert "X-Amz-Log-Result" not in response.trailers
+
+    # Before the first chunk, an error is an ordinary function error.
+    early = streaming.invoke({"do": "fails_at_start", "message": "too early"})
+    assert early.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert early.json()["errorMessage"] == "too early"
+    assert streaming.invoke({"do": "echo"}).json() == {"do": "echo"}
+
+
+def test_streamed_response_is_not_held_to_6_mb(streaming: LocalServer) -> None:
+    response = invoke_streamed(streaming, {"do": "large", "chunks": 160})
+    assert len(response.body) == 160 * 64 * 1024
+    assert response.body[-64 * 1024 :] == (159).to_bytes(4, "big") * (16 * 1024)
+    assert response.trailers == {}
+
+
+def test_http_1_0_invoker_gets_the_stream_until_the_connection_closes(streaming: LocalServer) -> None:
+    reader = StreamReader(streaming.port, {"do": "chunks", "parts": ["a", "b"]}, version="HTTP/1.0")
+    response = reader.finish()
+    assert response.headers["Transfer-Encoding"] is None
+    assert response.headers["Connection"] == "close"
+    assert response.body == b"ab"
+
+
+# A bare-bones runtime that first posts its response with a response mode Lambda does not have, then streams
+# what it was told, framed by a length rather than chunked.
+STREAM_PROBE_RUNTIME = """\
+import http.client
+import json
+import os
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+
+
+def call(method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection(API, timeout=30)
+    connection.request(method, "/2018-06-01/runtime" + path, body, headers or {})
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response, data
+
+
+while True:
+    invocation, _ = call("GET", "/invocation/next")
+    path = "/invocation/" + invocation.getheader("Lambda-Runtime-Aws-Request-Id") + "/response"
+    refused, document = call("POST", path, b"ignored", {"Lambda-Runtime-Function-Response-Mode": "buffered"})
+    report = json.dumps({"status": refused.status, "document": json.loads(document)})
+    headers = {"Lambda-Runtime-Function-Response-Mode": "streaming", "Content-Type": "text/plain"}
+    call("POST", path, report, headers)
+"""
+
+
+def test_runtime_api_takes_only_the_streaming_response_mode(serve: Callable[..., LocalServer]) -> None:
+    server = serve(
+        "app.echo",
+        files={"stream_probe.py": STREAM_PROBE_RUNTIME},
+        env={"FASTRIC_LOCAL_RUNTIME_CMD": f"{shlex.quote(sys.executable)} stream_probe.py"},
+    )
+    response = invoke_streamed(server, {})
+    assert (response.headers["Content-Type"], response.headers["Transfer-Encoding"]) == ("text/plain", "chunked")
+    report = json.loads(response.body)
+    assert report["status"] == 400
+    assert report["document"]["errorType"] == "Runtime.InvalidResponseModeHeader"

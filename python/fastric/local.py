@@ -32,6 +32,16 @@ child's stdout and stderr through pipes, passes them on to its own at once and k
 - Request bodies over 6 MB get 413 ``RequestTooLargeException``; responses over 6 MB + 100 bytes are answered
   with ``Function.ResponseSizeTooLarge``. The endpoint also answers under the function's own name
   (``/2015-03-31/functions/<AWS_LAMBDA_FUNCTION_NAME>/invocations``) so SDK clients can use it.
+- A streamed response (``Lambda-Runtime-Function-Response-Mode: streaming``) reaches the invoker as it is
+  produced, in a chunked response (``curl -N`` shows each chunk as it comes), with no 6 MB limit. At most
+  ``STREAM_BUFFER_BYTES`` wait between the runtime and a slow invoker; beyond that the runtime waits. An HTTP
+  integration response (``application/vnd.awslambda.http-integration-response``) is answered as a function URL
+  answers it: the prelude's ``statusCode``, ``headers``, ``multiValueHeaders`` and ``cookies`` become the
+  response's status and headers, and the body follows the eight NUL bytes. As the status line has left by then,
+  an error part-way (the runtime's error trailers, a timeout, a crash) ends the body with the trailers
+  ``X-Amz-Function-Error: Unhandled``, ``Lambda-Runtime-Function-Error-Type`` and
+  ``Lambda-Runtime-Function-Error-Body`` (the error document, base64-encoded); ``X-Amz-Log-Type: Tail`` puts
+  ``X-Amz-Log-Result`` in the trailers too.
 
 ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` (default 3008, the emulator's) is what the context reports. It limits nothing
 unless ``memory_limit`` is set, which caps each runtime's address space (``RLIMIT_AS``): virtual memory, a cruder
@@ -50,6 +60,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -64,7 +75,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -82,6 +93,12 @@ LOG_TAIL_BYTES = 4096
 """How much of an invocation's log ``X-Amz-Log-Type: Tail`` returns, as Lambda does."""
 
 RUNTIME_CMD_ENV = "FASTRIC_LOCAL_RUNTIME_CMD"
+
+STREAM_BUFFER_BYTES = 1024 * 1024
+"""How much of a streamed response may wait for a slow invoker before the runtime is made to wait."""
+
+HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+"""The content type of a streamed response that opens with a JSON prelude (status, headers, cookies)."""
 
 _RUNTIME_API_PREFIX = "/2018-06-01/runtime"
 _INVOKE_PATH = "/2015-03-31/functions/{}/invocations"
@@ -102,6 +119,16 @@ _LOG_TYPES = ("None", "Tail")
 _STOP_GRACE_S = 3.0
 _SIGNAL_CHECK_S = 0.1
 _CLIENT_CONTEXT_ERROR = "Client context must be a valid Base64-encoded JSON object."
+_RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+_ERROR_TYPE_TRAILER = "Lambda-Runtime-Function-Error-Type"
+_ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
+_INVOKE_TRAILERS = ("X-Amz-Function-Error", _ERROR_TYPE_TRAILER, _ERROR_BODY_TRAILER, "X-Amz-Log-Result")
+_PRELUDE_DELIMITER = b"\0" * 8
+# A prelude is a few headers; API Gateway wants it within the first 16 KB. Past this, the bytes are not one.
+_MAX_PRELUDE_BYTES = 64 * 1024
+# Headers of a prelude that would contradict the framing of the response they are put on.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "trailer", "keep-alive"})
+_READ_PIECE = 64 * 1024
 # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
 _MAXRSS_UNIT_KB = 1 / 1024 if sys.platform == "darwin" else 1
 
@@ -184,6 +211,9 @@ class InvokeResult:
     log: bytes = b""
     """The end of the invocation's log, at most ``LOG_TAIL_BYTES``."""
 
+    stream: StreamRelay | None = None
+    """A streamed response's chunks, on their way; the body is empty and the invocation still runs."""
+
     @classmethod
     def error(cls, document: bytes) -> InvokeResult:
         return cls(document, "application/json", function_error=True)
@@ -208,6 +238,69 @@ class Invocation:
     deadline_ms: int = 0
     environment: Environment | None = None
     result: InvokeResult | None = None
+    stream: InvokeResult | None = None
+    """The answer of a streamed response, set when its stream begins; ``result`` is set when it ends."""
+
+    finished: bool = False
+    """Whether the invocation is over: a streamed one is answered before."""
+
+
+class StreamRelay:
+    """The chunks of a streamed response between the runtime's request and the invoker's response.
+
+    The runtime's side blocks once ``limit`` bytes wait, so a slow invoker slows the runtime down instead of
+    filling memory. An invoker that goes away abandons the relay: what comes after is dropped, and the runtime
+    finishes its invocation undisturbed.
+    """
+
+    def __init__(self, limit: int = STREAM_BUFFER_BYTES) -> None:
+        self._cond = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._limit = limit
+        self._ended = False
+        self._abandoned = False
+
+    def put(self, data: bytes) -> None:
+        """Pass a chunk on, waiting while the invoker is ``limit`` bytes behind."""
+        with self._cond:
+            while self._size >= self._limit and not self._abandoned:
+                self._cond.wait()
+            if self._abandoned:
+                return
+            self._chunks.append(data)
+            self._size += len(data)
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """No more chunks: the stream ended, or broke off."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def abandon(self) -> None:
+        """Nobody reads any more; drop what waits and what comes."""
+        with self._cond:
+            self._abandoned = True
+            self._chunks.clear()
+            self._size = 0
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> bytes | None:
+        """The next chunk, or None once the stream is over; raises TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._chunks and not self._ended:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._cond.wait(remaining)
+            if not self._chunks:
+                return None
+            data = self._chunks.popleft()
+            self._size -= len(data)
+            self._cond.notify_all()
+            return data
 
 
 class RuntimeApiError(Exception):
@@ -533,7 +626,11 @@ class FunctionPool:
             self._spawn_locked()
 
     def invoke(self, invocation: Invocation) -> InvokeResult:
-        """Run one invocation and return its answer, starting an environment if none is free."""
+        """Run one invocation and return its answer, starting an environment if none is free.
+
+        A streamed answer (one with ``stream``) returns as soon as the stream begins; read it with
+        :meth:`stream_chunks`, then :meth:`wait_finished` gives how the invocation ended.
+        """
         with self._cond:
             if self._init_failure is not None:
                 self._answer_init_failure_locked(invocation, self._init_failure)
@@ -543,7 +640,7 @@ class FunctionPool:
                 self._cond.notify_all()
                 self._scale_locked()
 
-            while invocation.result is None:
+            while invocation.result is None and invocation.stream is None:
                 if invocation.deadline is None:
                     self._cond.wait()
                     continue
@@ -552,11 +649,52 @@ class FunctionPool:
                     self._time_out_locked(invocation)
                 else:
                     self._cond.wait(remaining)
-            return invocation.result
+            # A stream that began is the answer, even if it has ended since.
+            return invocation.stream or invocation.result
 
     def invoke_in_background(self, invocation: Invocation) -> None:
         """Run an invocation without waiting for it (``X-Amz-Invocation-Type: Event``)."""
-        threading.Thread(target=self.invoke, args=(invocation,), name="fastric-event", daemon=True).start()
+        threading.Thread(target=self._invoke_unread, args=(invocation,), name="fastric-event", daemon=True).start()
+
+    def _invoke_unread(self, invocation: Invocation) -> None:
+        result = self.invoke(invocation)
+        # Nobody reads the answer, a streamed one included.
+        if result.stream is not None:
+            result.stream.abandon()
+
+    def stream_chunks(self, invocation: Invocation, relay: StreamRelay) -> Iterator[bytes]:
+        """The chunks of an invocation's streamed response as they come, until it ends or times out."""
+        assert invocation.deadline is not None
+        try:
+            while True:
+                remaining = invocation.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                data = relay.get(remaining)
+                if data is None:
+                    return
+                yield data
+        except TimeoutError:
+            with self._cond:
+                self._time_out_locked(invocation)
+        finally:
+            # Whatever ended the reading (the end, a timeout, an invoker gone), the runtime must not wait on it.
+            relay.abandon()
+
+    def wait_finished(self, invocation: Invocation) -> InvokeResult:
+        """Wait for a streamed invocation to end (timing it out at its deadline) and return its final result."""
+        assert invocation.deadline is not None
+        with self._cond:
+            while not invocation.finished:
+                remaining = invocation.deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._time_out_locked(invocation)
+                if not invocation.finished:
+                    self._cond.wait(_SIGNAL_CHECK_S)
+            assert invocation.result is not None
+            return invocation.result
 
     def stop(self) -> None:
         """Stop every environment: SIGTERM, then SIGKILL after a grace period."""
@@ -598,6 +736,15 @@ class FunctionPool:
             # The invoke waiting on this invocation starts counting down to the deadline.
             self._cond.notify_all()
             return invocation
+
+    def begin_stream(self, environment: Environment, request_id: str, result: InvokeResult) -> None:
+        """Answer an environment's invocation with a stream that is still coming (a streamed POST /response)."""
+        with self._cond:
+            invocation = environment.in_flight
+            if invocation is None or invocation.request_id != request_id or invocation.stream is not None:
+                raise RuntimeApiError(HTTPStatus.BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+            invocation.stream = result
+            self._cond.notify_all()
 
     def complete(self, environment: Environment, request_id: str, result: InvokeResult) -> None:
         """Answer an environment's invocation (POST /invocation/{id}/response or /error)."""
@@ -756,6 +903,7 @@ class FunctionPool:
         log = environment.pump.end([*lines, f"END RequestId: {invocation.request_id}", report])
         self._warn_over_memory_locked(environment)
         invocation.result = dataclasses.replace(result, log=log)
+        invocation.finished = True
         self._cond.notify_all()
 
     def _time_out_locked(self, invocation: Invocation) -> None:
@@ -795,12 +943,14 @@ class FunctionPool:
         self._stdout.write_lines(lines)
         log = failure.log + (b"" if not failure.log or failure.log.endswith(b"\n") else b"\n") + lines.encode()
         invocation.result = InvokeResult(failure.document(request_id), function_error=True, log=log[-LOG_TAIL_BYTES:])
+        invocation.finished = True
         self._cond.notify_all()
 
     def _fail_pending_locked(self, document: bytes) -> None:
         while self._pending:
             invocation = self._pending.popleft()
             invocation.result = InvokeResult.error(document)
+            invocation.finished = True
         self._cond.notify_all()
 
     def _warn_over_memory_locked(self, environment: Environment) -> None:
@@ -822,6 +972,16 @@ def _signal_group(pid: int, signum: int) -> None:
     except OSError:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
+
+
+def _trailer_document(error_type: str, encoded: str) -> bytes:
+    """The error document of a stream's error trailers, made from the type alone when the body is unreadable."""
+    try:
+        document = base64.b64decode(encoded, validate=True)
+        json.loads(document)
+    except ValueError:
+        return _error_document(error_type, "")
+    return document
 
 
 def _error_type_of(document: bytes) -> str:
@@ -984,6 +1144,11 @@ class RuntimeApiHandler(_Handler):
         self._send(HTTPStatus.OK, invocation.payload, "application/json", headers)
 
     def do_POST(self) -> None:
+        parts = self.path.split("/") if self.path.startswith(_RUNTIME_API_PREFIX + "/") else []
+        mode = self.headers.get(_RESPONSE_MODE_HEADER)
+        if mode is not None and len(parts) == 6 and parts[3] == "invocation" and parts[5] == "response":
+            self._take_stream(parts[4], mode)
+            return
         try:
             body = self._read_body(MAX_RESPONSE_BYTES)
         except ValueError:
@@ -991,7 +1156,6 @@ class RuntimeApiHandler(_Handler):
             self._send_error(RuntimeApiError(HTTPStatus.BAD_REQUEST, "TruncatedHTTPRequest", "malformed request body"))
             return
         environment = self.server.environment
-        parts = self.path.split("/") if self.path.startswith(_RUNTIME_API_PREFIX + "/") else []
         try:
             if parts[3:] == ["init", "error"]:
                 error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
@@ -1020,6 +1184,89 @@ class RuntimeApiHandler(_Handler):
             result = InvokeResult(body, self.headers.get("Content-Type") or "application/json")
         environment = self.server.environment
         environment.pool.complete(environment, request_id, result)
+
+    def _take_stream(self, request_id: str, mode: str) -> None:
+        """Pass a streamed response on to the invoke waiting for it, chunk by chunk, as it arrives."""
+        environment = self.server.environment
+        if mode != "streaming":
+            # The only mode there is; Lambda refuses any other value.
+            message = f"invalid response mode {mode!r}: only 'streaming' is accepted"
+            self._refuse_stream(RuntimeApiError(HTTPStatus.BAD_REQUEST, "Runtime.InvalidResponseModeHeader", message))
+            return
+        relay = StreamRelay()
+        content_type = self.headers.get("Content-Type") or "application/octet-stream"
+        try:
+            environment.pool.begin_stream(environment, request_id, InvokeResult(b"", content_type, stream=relay))
+        except RuntimeApiError as exc:
+            self._refuse_stream(exc)
+            return
+
+        try:
+            trailers = self._relay_body(relay)
+        except (OSError, ValueError):
+            # The runtime broke off (its exit answers the invocation) or broke the framing: nothing to answer.
+            self.close_connection = True
+            return
+        finally:
+            relay.end()
+
+        # A failure part-way comes in the trailers, as the error document base64-encoded.
+        error_type = trailers.get(_ERROR_TYPE_TRAILER.lower())
+        if error_type:
+            document = _trailer_document(error_type, trailers.get(_ERROR_BODY_TRAILER.lower(), ""))
+            result = InvokeResult.error(document)
+        else:
+            result = InvokeResult(b"", content_type)
+        try:
+            environment.pool.complete(environment, request_id, result)
+        except RuntimeApiError as exc:
+            self._send_error(exc)
+            return
+        self._send(HTTPStatus.ACCEPTED, b'{"status":"OK"}')
+
+    def _relay_body(self, relay: StreamRelay) -> dict[str, str]:
+        """Pass the request body on as it arrives and return its trailers, names lower-cased."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            self._relay_bytes(relay, self._content_length())
+            return {}
+        while True:
+            size = int(self._read_line().split(b";", 1)[0], 16)
+            if size == 0:
+                break
+            self._relay_bytes(relay, size)
+            if self._read_line().strip():
+                raise ValueError("a chunk runs past its size")
+        trailers = {}
+        while line := self._read_line().strip():
+            name, _, value = line.decode("latin-1").partition(":")
+            trailers[name.strip().lower()] = value.strip()
+        return trailers
+
+    def _relay_bytes(self, relay: StreamRelay, size: int) -> None:
+        # A large chunk is passed on in pieces, each as soon as it is in.
+        while size > 0:
+            data = self.rfile.read(min(size, _READ_PIECE))
+            if not data:
+                raise ConnectionError("the runtime closed the connection part-way")
+            relay.put(data)
+            size -= len(data)
+
+    def _read_line(self) -> bytes:
+        line = self.rfile.readline(65537)
+        if not line.endswith(b"\n"):
+            raise ConnectionError("the runtime closed the connection part-way")
+        return line
+
+    def _refuse_stream(self, error: RuntimeApiError) -> None:
+        # The body is read first: the runtime sends it all before it reads the answer.
+        relay = StreamRelay()
+        relay.abandon()
+        try:
+            self._relay_body(relay)
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        self._send_error(error)
 
     def _send_not_found(self) -> None:
         message = f"unknown Runtime API endpoint: {self.command} {self.path}"
@@ -1092,11 +1339,70 @@ class InvokeHandler(_Handler):
 
         result = pool.invoke(invocation)
         response_headers["X-Amz-Executed-Version"] = pool.function.version
+        if result.stream is not None:
+            self._send_stream(invocation, result, result.stream, response_headers, tail=log_type == "Tail")
+            return
         if result.function_error:
             response_headers["X-Amz-Function-Error"] = "Unhandled"
         if log_type == "Tail":
             response_headers["X-Amz-Log-Result"] = base64.b64encode(result.log[-LOG_TAIL_BYTES:]).decode()
         self._send(HTTPStatus.OK, result.body, result.content_type, response_headers)
+
+    def _send_stream(
+        self,
+        invocation: Invocation,
+        result: InvokeResult,
+        relay: StreamRelay,
+        headers: dict[str, str],
+        *,
+        tail: bool,
+    ) -> None:
+        """Answer with a streamed response, each chunk sent as it comes; how it ended goes in the trailers."""
+        pool = self.server.pool
+        with contextlib.closing(pool.stream_chunks(invocation, relay)) as chunks:
+            status, content_type, extra_headers, first = HTTPStatus.OK, result.content_type, [], b""
+            if content_type.split(";")[0].strip().lower() == HTTP_INTEGRATION_CONTENT_TYPE:
+                status, content_type, extra_headers, first = _take_prelude(chunks, content_type)
+
+            # HTTP/1.0 has no chunked framing: the body then runs to the end of the connection, without trailers.
+            chunked = self.request_version != "HTTP/1.0"
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            for name, value in [*headers.items(), *extra_headers]:
+                self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Trailer", ", ".join(_INVOKE_TRAILERS))
+            else:
+                self.close_connection = True
+                self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for data in itertools.chain((first,), chunks):
+                    if data:
+                        self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+            except OSError:
+                # The invoker went away; the invocation runs on to its end regardless.
+                self.close_connection = True
+                return
+
+        final = pool.wait_finished(invocation)
+        if not chunked:
+            return
+        trailers = []
+        if final.function_error:
+            trailers += [
+                ("X-Amz-Function-Error", "Unhandled"),
+                (_ERROR_TYPE_TRAILER, _error_type_of(final.body)),
+                (_ERROR_BODY_TRAILER, base64.b64encode(final.body).decode()),
+            ]
+        if tail:
+            trailers.append(("X-Amz-Log-Result", base64.b64encode(final.log[-LOG_TAIL_BYTES:]).decode()))
+        ending = "0\r\n" + "".join(f"{name}: {value}\r\n" for name, value in trailers) + "\r\n"
+        try:
+            self.wfile.write(ending.encode())
+        except OSError:
+            self.close_connection = True
 
     def _runtime_headers(self) -> dict[str, str]:
         """The /next headers carried over from the invoke request; raises ValueError on a bad client context."""
@@ -1132,6 +1438,64 @@ class InvokeHandler(_Handler):
     ) -> None:
         body = json.dumps({"Type": "User", message_key: message}).encode()
         self._send(status, body, headers={"X-Amzn-ErrorType": error_type})
+
+
+def _take_prelude(chunks: Iterator[bytes], content_type: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    """Read an HTTP integration response's prelude off the stream, as a function URL does.
+
+    Returns the status, content type and headers it gives, and the body bytes read along with it. Bytes that do not
+    start with a JSON prelude and its eight NUL bytes are passed on as they are, under ``content_type``.
+    """
+    received = bytearray()
+    for data in chunks:
+        received += data
+        end = received.find(_PRELUDE_DELIMITER)
+        if end >= 0:
+            parsed = _parse_prelude(bytes(received[:end]))
+            if parsed is not None:
+                return (*parsed, bytes(received[end + len(_PRELUDE_DELIMITER) :]))
+            break
+        if len(received) > _MAX_PRELUDE_BYTES:
+            break
+    else:
+        if not received:
+            # Nothing came at all, not even a prelude.
+            return HTTPStatus.OK, content_type, [], b""
+    print("fastric: a streamed HTTP integration response had no valid prelude; passed on as is", file=sys.stderr)
+    return HTTPStatus.OK, content_type, [], bytes(received)
+
+
+def _parse_prelude(data: bytes) -> tuple[int, str, list[tuple[str, str]]] | None:
+    """Status, content type and headers from a prelude's JSON, or None if it is not a prelude."""
+    try:
+        prelude = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(prelude, dict):
+        return None
+    status = prelude.get("statusCode", HTTPStatus.OK)
+    single, multiple = prelude.get("headers") or {}, prelude.get("multiValueHeaders") or {}
+    cookies = prelude.get("cookies") or []
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        return None
+    if not (isinstance(single, dict) and isinstance(multiple, dict) and isinstance(cookies, list)):
+        return None
+    fields: list[tuple[object, object]] = list(single.items())
+    for name, values in multiple.items():
+        fields += [(name, value) for value in (values if isinstance(values, list) else [values])]
+    fields += [("Set-Cookie", cookie) for cookie in cookies]
+    content_type = "application/octet-stream"
+    headers = []
+    for name, value in fields:
+        text = str(value)
+        # A header that would break the response apart, or its framing, is left out.
+        if not isinstance(name, str) or not name or any(c in name + text for c in "\r\n") or ":" in name:
+            continue
+        if name.lower() == "content-type":
+            content_type = text
+        elif name.lower() not in _FRAMING_HEADERS:
+            headers.append((name, text))
+    return status, content_type, headers
 
 
 def _url_host(host: str) -> str:
@@ -1241,7 +1605,8 @@ def invoke_once(handler: str, event: bytes, *, memory_limit: bool = False) -> in
     """Invoke a handler once, as a script or CI step would.
 
     The result (or the error document) goes to stdout, followed by a newline; the function's output and Lambda's
-    START, END and REPORT lines go to stderr.
+    START, END and REPORT lines go to stderr. A streamed response goes to stdout as it is produced, as it is (an
+    HTTP integration response's prelude included); if it fails part-way, its error document goes to stderr.
 
     Args:
         handler: The handler string, as given to the runtime (``module.function``).
@@ -1261,6 +1626,19 @@ def invoke_once(handler: str, event: bytes, *, memory_limit: bool = False) -> in
     invocation = Invocation(str(uuid.uuid4()), event, {"Lambda-Runtime-Invoked-Function-Arn": pool.function.arn})
     try:
         result = pool.invoke(invocation)
+        if result.stream is not None:
+            with contextlib.closing(pool.stream_chunks(invocation, result.stream)) as chunks:
+                for data in chunks:
+                    sys.stdout.buffer.write(data)
+                    sys.stdout.flush()
+            result = pool.wait_finished(invocation)
+            if result.function_error:
+                print(
+                    f"\nfastric: the response stream failed part-way: {result.body.decode(errors='replace')}",
+                    file=sys.stderr,
+                )
+            # The error document went to stderr: what stdout holds is the stream.
+            result = dataclasses.replace(result, body=b"")
     except KeyboardInterrupt:
         return 130
     finally:
