@@ -1,7 +1,9 @@
-//! fastric's native core: the Lambda Runtime API client and invocation loop, and the JSON codecs.
+//! fastric's native core: the Lambda Runtime API client and invocation loop, the JSON codecs and the
+//! decoders of event-source records.
 
 mod decode;
 mod encode;
+mod events;
 mod python;
 pub mod runtime_api;
 

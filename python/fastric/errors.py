@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-__all__ = ["FastricError", "RuntimeApiError"]
+__all__ = ["EventDecodeError", "FastricError", "RuntimeApiError"]
 
 
 class FastricError(Exception):
@@ -31,3 +31,11 @@ class RuntimeApiError(FastricError, ConnectionError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class EventDecodeError(FastricError, ValueError):
+    """Part of an event does not decode as its event source documents it.
+
+    Raised for a DynamoDB attribute value of the wrong shape, base64 data that does not decode, or a
+    body that is not JSON. The message names the offending value and where it is.
+    """

@@ -1,6 +1,8 @@
 //! The Python binding: argument plumbing around the Runtime API client, the event decoder and the
 //! result encoder, plus the invocation loop, which calls into Python once per invocation.
 
+mod events;
+
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -332,6 +334,8 @@ fn decode_json<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
 pub mod _fastric {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use super::events::{b64decode, dynamodb_image, dynamodb_value, lower_keys, unquote_plus};
     #[pymodule_export]
     use super::{decode_json, encode_json, ErrorResponse, Invocation, RuntimeClient};
 
