@@ -48,7 +48,13 @@ REGION_ARN = "arn:aws:{service}:us-east-1:123456789012:{resource}"
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+    return delivered(json.loads((FIXTURES / name).read_text()))
+
+
+def delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as a handler receives it: decoded from JSON bytes, as fastric's runtime decodes
+    them, so its objects lie in memory as they would."""
+    return orjson.loads(json.dumps(event))
 
 
 # Record sets at the sizes Lambda delivers: 100 records is the default batch of a stream.
@@ -103,7 +109,7 @@ def dynamodb_orders(count: int = 100) -> dict[str, Any]:
                 "eventSourceARN": REGION_ARN.format(service="dynamodb", resource="table/orders/stream/2026-12-01"),
             }
         )
-    return {"Records": records}
+    return delivered({"Records": records})
 
 
 def kinesis_clicks(count: int = 100) -> dict[str, Any]:
@@ -134,7 +140,7 @@ def kinesis_clicks(count: int = 100) -> dict[str, Any]:
                 "eventSourceARN": REGION_ARN.format(service="kinesis", resource="stream/clicks"),
             }
         )
-    return {"Records": records}
+    return delivered({"Records": records})
 
 
 def s3_uploads(count: int = 10) -> dict[str, Any]:
@@ -145,7 +151,7 @@ def s3_uploads(count: int = 10) -> dict[str, Any]:
         record = json.loads(json.dumps(template))
         record["s3"]["object"]["key"] = quote_plus(f"uploads/summer trip {index}/café ({index}).jpg", safe="/")
         records.append(record)
-    return {"Records": records}
+    return delivered({"Records": records})
 
 
 def sqs_orders(count: int = 10) -> dict[str, Any]:
@@ -160,7 +166,7 @@ def sqs_orders(count: int = 10) -> dict[str, Any]:
             "customer": {"email": "ada@example.com", "name": "Ada Lovelace"},
         }
         records.append({**template, "messageId": f"msg-{index}", "body": json.dumps(body)})
-    return {"Records": records}
+    return delivered({"Records": records})
 
 
 # The operations: one function per implementation, each returning comparable plain values.

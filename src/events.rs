@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySet, PyString};
 
+use crate::decode::GcSwitch;
+
 /// DynamoDB allows 32 levels of nesting; anything deeper is not an attribute value.
 const MAX_DEPTH: usize = 64;
 
@@ -232,6 +234,7 @@ impl Tag {
 }
 
 static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GC: PyOnceLock<Option<GcSwitch>> = PyOnceLock::new();
 
 /// Turns DynamoDB attribute values, as stream records carry them, into Python values: `S` to
 /// `str`, `N` to `Decimal`, `B` (base64 text) to `bytes`, `BOOL`, `NULL` to `None`, `L` to
@@ -249,12 +252,21 @@ impl<'py> AttributeDecoder<'py> {
 
     /// Decodes a map of attribute names to attribute values (an image, or the `M` of one).
     pub fn image(&self, image: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>, EventError> {
-        self.map(image, 0)
+        self.collections_held_off(|| self.map(image, 0))
     }
 
     /// Decodes one attribute value.
     pub fn value(&self, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, EventError> {
-        self.typed(value, 0)
+        self.collections_held_off(|| self.typed(value, 0))
+    }
+
+    /// A decode builds only fresh containers, which cannot be cyclic garbage: collections their
+    /// allocation would trigger are pure cost.
+    fn collections_held_off<T>(&self, work: impl FnOnce() -> T) -> T {
+        match GC.get_or_init(self.py, || GcSwitch::new(self.py)) {
+            Some(gc) => gc.paused(self.py, work),
+            None => work(),
+        }
     }
 
     fn map(&self, image: &Bound<'py, PyAny>, depth: usize) -> Result<Bound<'py, PyDict>, EventError> {

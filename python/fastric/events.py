@@ -42,15 +42,23 @@ __all__ = [
 
 _logger = logging.getLogger("fastric.events")
 
+_orjson_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
 # Marks a value not decoded yet; `None` is a legitimate decoded value (an absent image).
 _UNSET: Any = object()
 
 
-def _loads(data: Union[str, bytes], what: str) -> Any:
+def _not_json(what: str, error: Exception) -> EventDecodeError:
+    return EventDecodeError(f"{what} is not JSON: {error}")
+
+
+def _loads(data: Union[str, bytes], what: Callable[[], str]) -> Any:
+    """Decodes JSON; `what` names the data in the error, and is only called when there is one."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise EventDecodeError(f"{what} is not JSON: {error}") from error
+        return _orjson_loads(data)
+    except _JSONDecodeError as error:
+        raise _not_json(what(), error) from error
 
 
 class _Wrapper:
@@ -98,9 +106,13 @@ class SQSRecord(_Wrapper):
         Raises:
             fastric.EventDecodeError: the body is not JSON.
         """
-        if self._json is _UNSET:
-            self._json = _loads(self._raw["body"], f"the body of SQS message {self.message_id}")
-        return self._json
+        value = self._json
+        if value is _UNSET:
+            try:
+                value = self._json = _orjson_loads(self._raw["body"])
+            except _JSONDecodeError as error:
+                raise _not_json(f"the body of SQS message {self.message_id}", error) from error
+        return value
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -189,7 +201,7 @@ class SNSRecord(_Wrapper):
             fastric.EventDecodeError: the message is not JSON.
         """
         if self._json is _UNSET:
-            self._json = _loads(self._sns["Message"], f"the SNS message {self.message_id}")
+            self._json = _loads(self._sns["Message"], lambda: f"the SNS message {self.message_id}")
         return self._json
 
     @property
@@ -335,7 +347,7 @@ def _unwrap_sns(document: Any) -> Any:
     """An SNS notification delivered to SQS carries its message as JSON text; the test event and
     anything else is returned as it is."""
     if isinstance(document, dict) and document.get("Type") == "Notification" and "Message" in document:
-        return _loads(document["Message"], f"the SNS message {document.get('MessageId')}")
+        return _loads(document["Message"], lambda: f"the SNS message {document.get('MessageId')}")
     return document
 
 
@@ -500,9 +512,13 @@ class KinesisRecord(_Wrapper):
         Raises:
             fastric.EventDecodeError: the data is not base64, or its payload is not JSON.
         """
-        if self._json is _UNSET:
-            self._json = _loads(self.data, f"the data of Kinesis record {self.sequence_number}")
-        return self._json
+        value = self._json
+        if value is _UNSET:
+            try:
+                value = self._json = _orjson_loads(self.data)
+            except _JSONDecodeError as error:
+                raise _not_json(f"the data of Kinesis record {self.sequence_number}", error) from error
+        return value
 
 
 class KinesisEvent(_Wrapper):
@@ -638,7 +654,7 @@ class _HttpEvent(_Wrapper):
             text = self._raw.get("body")
             # Text bodies are handed to the decoder as they are, without a copy to bytes.
             data = self.body if self._raw.get("isBase64Encoded") or not text else text
-            self._json = _loads(data, "the request body")
+            self._json = _loads(data, lambda: "the request body")
         return self._json
 
 
@@ -747,14 +763,16 @@ class EventBridgeEvent(_Wrapper):
         Raises:
             fastric.EventDecodeError: the detail is text that is not JSON.
         """
-        if self._detail is _UNSET:
+        detail = self._detail
+        if detail is _UNSET:
             detail = self._raw.get("detail")
             if isinstance(detail, str):
-                detail = (
-                    _loads(detail, f"the detail of EventBridge event {self._raw.get('id')}") if detail.strip() else {}
-                )
-            self._detail = {} if detail is None else detail
-        return self._detail
+                what = lambda: f"the detail of EventBridge event {self._raw.get('id')}"  # noqa: E731
+                detail = _loads(detail, what) if detail.strip() else {}
+            elif detail is None:
+                detail = {}
+            self._detail = detail
+        return detail
 
 
 # Partial batch responses
