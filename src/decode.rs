@@ -23,14 +23,14 @@ pub struct EventDecoder {
 
 /// The `gc` module's switches: a decode builds only fresh containers, which cannot be cyclic
 /// garbage, so collections triggered by their allocation are pure cost and are held off meanwhile.
-struct GcSwitch {
+pub(crate) struct GcSwitch {
     disable: Py<PyAny>,
     enable: Py<PyAny>,
     is_enabled: Py<PyAny>,
 }
 
 impl GcSwitch {
-    fn new(py: Python<'_>) -> Option<Self> {
+    pub(crate) fn new(py: Python<'_>) -> Option<Self> {
         let gc = py.import("gc").ok()?;
         let switch = |name: &str| gc.getattr(name).ok().map(Bound::unbind);
         Some(Self {
@@ -41,7 +41,7 @@ impl GcSwitch {
     }
 
     /// Runs `work` with collections held off, if they were on.
-    fn paused<T>(&self, py: Python<'_>, work: impl FnOnce() -> T) -> T {
+    pub(crate) fn paused<T>(&self, py: Python<'_>, work: impl FnOnce() -> T) -> T {
         let was_enabled = self
             .is_enabled
             .call0(py)

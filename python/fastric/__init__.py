@@ -4,6 +4,7 @@ from ._fastric import __version__
 from .errors import (
     CorruptImageError,
     DecompressionBombError,
+    EventDecodeError,
     FastricError,
     ImageError,
     RuntimeApiError,
@@ -14,6 +15,7 @@ from .errors import (
 __all__ = [
     "CorruptImageError",
     "DecompressionBombError",
+    "EventDecodeError",
     "FastricError",
     "ImageError",
     "RuntimeApiError",

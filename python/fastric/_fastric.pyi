@@ -160,3 +160,50 @@ def thumbnails(
     Raises:
         fastric.errors.ImageError: when an option is bad.
     """
+
+def dynamodb_image(image: dict[str, Any]) -> dict[str, Any]:
+    """Decodes a DynamoDB image (attribute names to attribute values, as stream records carry
+    them) into Python values.
+
+    `S` becomes `str` (the same object), `N` `Decimal`, `B` `bytes` (decoded from base64 text, or
+    kept when already bytes), `BOOL` `bool`, `NULL` None, `L` `list`, `M` `dict`, and `SS`, `NS`
+    and `BS` `set`s of those. Runs with the GIL held: it builds Python objects throughout.
+
+    Args:
+        image: the `Keys`, `NewImage` or `OldImage` of a stream record.
+
+    Returns:
+        A new dict from the attribute names to their values.
+
+    Raises:
+        fastric.EventDecodeError: an attribute value does not have a documented shape; the message
+            names the path to it, e.g. `address.floors[1]: N value 'x' is not a number`.
+    """
+
+def dynamodb_value(value: dict[str, Any]) -> Any:
+    """Decodes one DynamoDB attribute value, such as `{"N": "42"}`, as `dynamodb_image` does.
+
+    Raises:
+        fastric.EventDecodeError: the value does not have a documented shape.
+    """
+
+def b64decode(text: str) -> bytes:
+    """Decodes standard base64 text (Kinesis data, API Gateway bodies).
+
+    Characters outside the alphabet are refused rather than skipped; missing padding is accepted.
+
+    Raises:
+        fastric.EventDecodeError: the text is not base64; the message names the first bad byte.
+    """
+
+def unquote_plus(key: str) -> str:
+    """Decodes an S3 object key from an event notification as `urllib.parse.unquote_plus` does:
+    `+` is a space, `%xx` a byte, the bytes UTF-8 (invalid sequences become U+FFFD).
+
+    Returns:
+        The decoded key; `key` itself when there is nothing to decode.
+    """
+
+def lower_keys(headers: dict[str, Any]) -> dict[str, Any]:
+    """Copies a dict of HTTP headers with the names in lower case (ASCII letters only, as HTTP
+    header names are ASCII); names already in lower case are reused, not copied."""

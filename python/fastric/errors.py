@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CorruptImageError",
     "DecompressionBombError",
+    "EventDecodeError",
     "FastricError",
     "ImageError",
     "RuntimeApiError",
@@ -59,3 +60,11 @@ class CorruptImageError(ImageError):
 
 class UnsupportedImageError(ImageError):
     """The image is valid but uses a feature fastric does not decode (e.g. 12-bit or lossless JPEG)."""
+
+
+class EventDecodeError(FastricError, ValueError):
+    """Part of an event does not decode as its event source documents it.
+
+    Raised for a DynamoDB attribute value of the wrong shape, base64 data that does not decode, or a
+    body that is not JSON. The message names the offending value and where it is.
+    """

@@ -1,7 +1,8 @@
 //! The Python binding: argument plumbing around the Runtime API client, the event decoder and the
 //! result encoder, plus the invocation loop, which calls into Python once per invocation. The
-//! thumbnail functions are in `image`.
+//! event-record decoders are in `events`, the thumbnail functions in `image`.
 
+mod events;
 mod image;
 
 use std::time::Duration;
@@ -483,6 +484,9 @@ pub mod _fastric {
 
     #[pymodule_export]
     use super::{decode_json, encode_json, ErrorResponse, Invocation, ResponseStream, RuntimeClient};
+
+    #[pymodule_export]
+    use super::events::{b64decode, dynamodb_image, dynamodb_value, lower_keys, unquote_plus};
 
     #[pymodule_export]
     use super::image::{thumbnail, thumbnails};
