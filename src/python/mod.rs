@@ -366,6 +366,10 @@ impl RuntimeClient {
         while written.is_ok() {
             let Some(data) = chunk.take() else { break };
             written = py.detach(|| api.write_chunk(&data));
+            if written.is_err() {
+                // The reader is gone: the handler is not asked for more.
+                break;
+            }
             match next_chunk() {
                 Ok(next) => chunk = next,
                 Err(error) => {
