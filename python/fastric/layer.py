@@ -4,7 +4,7 @@ Lambda unpacks a function's layers under `/opt`. The zip written here holds:
 
 - `python/`: fastric (the contents of its abi3 wheel, compiled for the layer's architecture) and
   its dependencies, where the managed Python runtimes look for layer packages;
-- `fastric-wrapper`: the exec wrapper for the managed runtimes, python3.9 and later. With
+- `fastric-wrapper`: the exec wrapper for the managed runtimes, python3.10 and later. With
   `AWS_LAMBDA_EXEC_WRAPPER=/opt/fastric-wrapper`, Lambda runs it with the stock runtime's command
   line; it starts fastric on the same interpreter instead;
 - `bootstrap`: the entry point of a custom runtime (`provided.al2023`, `provided.al2`) whose
@@ -62,7 +62,8 @@ ARCHITECTURES = {
 }
 
 # The managed runtimes the layer serves; dependencies are fetched compiled for each of them.
-PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+# Not python3.9: Lambda has deprecated it, and orjson, a dependency, no longer ships for it.
+PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2")
 
 # Lambda's quotas: a zip uploaded directly, and a function with all its layers once unpacked.
@@ -123,7 +124,7 @@ exec {interpreter} -c '{launcher}' "$layer_root"{stock_command}
 """
 
 _WRAPPER_COMMENT = """\
-# fastric's exec wrapper for the AWS Lambda managed Python runtimes, python3.9 and later.
+# fastric's exec wrapper for the AWS Lambda managed Python runtimes, python3.10 and later.
 #
 # With this layer attached and AWS_LAMBDA_EXEC_WRAPPER=/opt/fastric-wrapper, Lambda runs this
 # script with the stock runtime's command line, `<interpreter> /var/runtime/bootstrap.py`. It runs
@@ -133,7 +134,7 @@ _WRAPPER_COMMENT = """\
 
 _BOOTSTRAP_COMMENT = """\
 # fastric as a custom runtime (provided.al2023, provided.al2) for a function whose image or
-# layers bring Python 3.9 or later: Lambda runs /opt/bootstrap with no arguments. The interpreter
+# layers bring Python 3.10 or later: Lambda runs /opt/bootstrap with no arguments. The interpreter
 # is $FASTRIC_PYTHON, else the first python3 on PATH."""
 
 
