@@ -99,8 +99,8 @@ def handler(event, context):
     return {"fixed": event}
 """
 
-# A bare-bones runtime that reports what the Runtime API told it, one invocation behind for its own posts.
-PROBE_RUNTIME = """\
+# The Runtime API calls both probe runtimes below make, one connection each.
+PROBE_CALL = """\
 import http.client
 import json
 import os
@@ -116,6 +116,12 @@ def call(method, path, body=None, headers=None):
     data = response.read()
     connection.close()
     return response, data
+"""
+
+# A bare-bones runtime that reports what the Runtime API told it, one invocation behind for its own posts.
+PROBE_RUNTIME = (
+    PROBE_CALL
+    + """\
 
 
 posted = []
@@ -135,6 +141,7 @@ while True:
     answer, _ = call("POST", path, json.dumps(report), {"Content-Type": "text/plain; charset=utf-8"})
     posted.append(answer.status)
 """
+)
 
 
 @dataclass
@@ -807,21 +814,9 @@ def test_http_1_0_invoker_gets_the_stream_until_the_connection_closes(streaming:
 
 # A bare-bones runtime that first posts its response with a response mode Lambda does not have, then streams
 # what it was told, framed by a length rather than chunked.
-STREAM_PROBE_RUNTIME = """\
-import http.client
-import json
-import os
-
-API = os.environ["AWS_LAMBDA_RUNTIME_API"]
-
-
-def call(method, path, body=None, headers=None):
-    connection = http.client.HTTPConnection(API, timeout=30)
-    connection.request(method, "/2018-06-01/runtime" + path, body, headers or {})
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response, data
+STREAM_PROBE_RUNTIME = (
+    PROBE_CALL
+    + """\
 
 
 while True:
@@ -832,6 +827,7 @@ while True:
     headers = {"Lambda-Runtime-Function-Response-Mode": "streaming", "Content-Type": "text/plain"}
     call("POST", path, report, headers)
 """
+)
 
 
 def test_runtime_api_takes_only_the_streaming_response_mode(serve: Callable[..., LocalServer]) -> None:
