@@ -12,6 +12,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySet, PyString};
 
 use crate::decode::GcSwitch;
+use crate::text::utf8;
 
 /// DynamoDB allows 32 levels of nesting; anything deeper is not an attribute value.
 const MAX_DEPTH: usize = 64;
@@ -152,7 +153,7 @@ pub fn lower_keys<'py>(headers: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDi
             lowered.set_item(name, value)?;
             continue;
         };
-        let text = text.to_cow()?;
+        let text = utf8(text)?;
         if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
             lowered.set_item(PyString::new(py, &text.to_ascii_lowercase()), value)?;
         } else {
@@ -393,7 +394,7 @@ fn binary<'py>(value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, EventErro
         .cast::<PyString>()
         .map_err(|_| EventError::shape(format!("B value must be base64 text, found {}", type_name(value))))?;
     let decoded =
-        decode_base64(text.to_cow()?.as_bytes()).map_err(|error| EventError::shape(format!("B value is {error}")))?;
+        decode_base64(utf8(text)?.as_bytes()).map_err(|error| EventError::shape(format!("B value is {error}")))?;
     Ok(PyBytes::new(value.py(), &decoded).into_any())
 }
 

@@ -7,5 +7,6 @@ mod events;
 pub mod image;
 mod python;
 pub mod runtime_api;
+mod text;
 
 pub use python::_fastric;

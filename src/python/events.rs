@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::events::{self, AttributeDecoder, Base64Error, EventError};
+use crate::text::utf8;
 
 mod exceptions {
     pyo3::import_exception!(fastric.errors, EventDecodeError);
@@ -40,7 +41,7 @@ pub fn dynamodb_value<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResu
 /// Decodes standard base64 text into bytes.
 #[pyfunction]
 pub fn b64decode<'py>(py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyBytes>> {
-    let decoded = events::decode_base64(text.to_cow()?.as_bytes())?;
+    let decoded = events::decode_base64(utf8(text)?.as_bytes())?;
     Ok(PyBytes::new(py, &decoded))
 }
 
@@ -48,8 +49,8 @@ pub fn b64decode<'py>(py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<
 /// nothing to decode.
 #[pyfunction]
 pub fn unquote_plus<'py>(key: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
-    let text = key.to_cow()?;
-    Ok(match events::unquote_plus(&text) {
+    let text = utf8(key)?;
+    Ok(match events::unquote_plus(text) {
         std::borrow::Cow::Borrowed(_) => key.clone(),
         std::borrow::Cow::Owned(decoded) => PyString::new(key.py(), &decoded),
     })

@@ -15,6 +15,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyString};
 use crate::decode::EventDecoder;
 use crate::encode::JsonEncoder;
 use crate::runtime_api::{Invocation as ApiInvocation, RuntimeApiClient, RuntimeApiError};
+use crate::text::utf8;
 
 /// The Python exception types, defined in `fastric.errors` so they can subclass stdlib types.
 mod exceptions {
@@ -446,7 +447,7 @@ impl RuntimeClient {
 /// The bytes of one streamed chunk: `bytes`, `bytearray` or `str` (sent as UTF-8).
 fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(text) = chunk.cast::<PyString>() {
-        return Ok(text.to_cow()?.as_bytes().to_vec());
+        return Ok(utf8(text)?.as_bytes().to_vec());
     }
     if let Ok(bytes) = chunk.cast::<PyBytes>() {
         return Ok(bytes.as_bytes().to_vec());
