@@ -1,7 +1,10 @@
-"""A Runtime API driven step by step from the benchmark itself, so that each timed call is exactly
-one invocation as the runtime sees it: from the moment the `next` reply starts going out to the
-moment the runtime's next `GET` has arrived, with the server's own work reduced to reading and
-writing sockets."""
+"""A Runtime API driven step by step from the benchmark itself, one invocation per call.
+
+What an invocation costs the runtime is the time it holds the ball: from the moment the `next`
+reply starts going out to the moment the posted result has fully arrived, plus the gap from the
+moment the acknowledgement starts going out to the arrival of the runtime's next `GET`. The
+server's own work between those moments (building replies, parsing requests) is not counted;
+`runtime_clock` is a clock that advances only by those spans."""
 
 from __future__ import annotations
 
@@ -68,6 +71,9 @@ class RuntimeDriver:
         self._connection: Optional[socket.socket] = None
         self._buffer = bytearray()
         self._sequence = 0
+        # perf_counter when the last bytes came in, and the runtime's share of the time so far.
+        self._received_at = 0.0
+        self._runtime_seconds = 0.0
         self.first_get = self.wait_for_next()
 
     def wait_for_next(self) -> float:
@@ -75,7 +81,11 @@ class RuntimeDriver:
         request = self._read_request()
         if not request.request_line.startswith("GET ") or "/invocation/next" not in request.request_line:
             raise RuntimeError(f"expected GET next, got {request.request_line!r}")
-        return time.perf_counter()
+        return self._received_at
+
+    def runtime_clock(self) -> float:
+        """Seconds the runtime has held the ball since the driver started: a benchmark timer."""
+        return self._runtime_seconds
 
     def invoke(self, event: bytes) -> bytes:
         """One invocation: the event goes out, the result comes back, the next `GET` arrives."""
@@ -90,14 +100,17 @@ class RuntimeDriver:
             f"Content-Length: {len(event)}\r\n\r\n"
         ).encode()
         connection = self._require_connection()
+        reply_sent = time.perf_counter()
         connection.sendall(head + event if len(event) < 65536 else head)
         if len(event) >= 65536:
             connection.sendall(event)
         result = self._read_request()
+        self._runtime_seconds += self._received_at - reply_sent
         if "/response" not in result.request_line:
             raise RuntimeError(f"the runtime posted {result.request_line!r}: {result.body[:500]!r}")
-        self._require_connection().sendall(ACK)
-        self.wait_for_next()
+        ack_sent = time.perf_counter()
+        connection.sendall(ACK)
+        self._runtime_seconds += self.wait_for_next() - ack_sent
         return result.body
 
     def first_response(self, event: bytes) -> float:
@@ -110,7 +123,7 @@ class RuntimeDriver:
         ).encode()
         self._require_connection().sendall(head + event)
         self._read_request()
-        arrived = time.perf_counter()
+        arrived = self._received_at
         self._require_connection().sendall(ACK)
         return arrived
 
@@ -159,6 +172,7 @@ class RuntimeDriver:
             self._connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._connection.settimeout(30)
         chunk = self._connection.recv(1 << 20)
+        self._received_at = time.perf_counter()
         if not chunk:
             self._connection.close()
             self._connection = None
