@@ -3,7 +3,7 @@
 Everything written here matches awslambdaric 4.2.2 byte for byte (text and JSON layouts, frame
 headers, level mapping), so metric filters, subscription filters and log tooling written for the
 stock runtime keep working. The format and level are read once, by `setup()`, before the handler
-module is imported.
+module is imported; the handlers that need the `logging` package are in `_log_handlers`.
 
 Where the stock runtime fails, this module degrades instead:
 
@@ -17,20 +17,15 @@ Where the stock runtime fails, this module degrades instead:
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
-import traceback
-from struct import Struct
 
 # `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Self, TextIO
 
-# Frame header after the 4-byte frame type: payload length, then microseconds since the epoch.
-_FRAME_HEADER = Struct(">IQ")
 
 # Indexed by `_level_index(levelno)`: NOTSET, DEBUG, INFO, WARNING, ERROR, CRITICAL.
 _TEXT_FRAME_TYPES: tuple[bytes, ...] = tuple(
@@ -42,8 +37,6 @@ _JSON_FRAME_TYPES: tuple[bytes, ...] = tuple(
 _DEFAULT_FRAME_TYPE = _TEXT_FRAME_TYPES[0]
 _ERROR_INDEX = 4
 
-_TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
-_TEXT_DATEFMT = "%Y-%m-%dT%H:%M:%S"
 # The stock runtime's JSON logs carry whole seconds only.
 _JSON_DATEFMT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -157,8 +150,8 @@ class _StdoutSink:
 class _FramedSink:
     """Writes each message as one frame on the telemetry log descriptor.
 
-    Frame: 4-byte type, 4-byte payload length, 8-byte timestamp in microseconds, UTF-8 payload,
-    all big-endian, handed to the descriptor in one write.
+    Frame: 4-byte type, 4-byte payload length, 8-byte timestamp in microseconds since the epoch,
+    UTF-8 payload, all big-endian, handed to the descriptor in one write.
     """
 
     def __init__(self, file: Any) -> None:
@@ -167,7 +160,8 @@ class _FramedSink:
 
     def log(self, message: str, frame_type: bytes | None = None) -> None:
         payload = message.encode("utf-8", "backslashreplace")
-        frame = (frame_type or _DEFAULT_FRAME_TYPE) + _FRAME_HEADER.pack(len(payload), time.time_ns() // 1000) + payload
+        header = len(payload).to_bytes(4, "big") + (time.time_ns() // 1000).to_bytes(8, "big")
+        frame = (frame_type or _DEFAULT_FRAME_TYPE) + header + payload
         written = self._write(frame)
         if written != len(frame):
             self._finish(frame, written or 0)
@@ -183,87 +177,8 @@ class _FramedSink:
 
 _sink: _StdoutSink | _FramedSink = _StdoutSink()
 _json_format = False
+_level = ""
 _configured = False
-
-
-class LambdaLoggerFilter(logging.Filter):
-    """Stamps `aws_request_id` and `tenant_id` of the current invocation on every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = _request_id
-        record.tenant_id = _tenant_id
-        return True
-
-
-# The handler class names are those of the stock runtime: tracing libraries look the root handler
-# up by class name to swap its formatter.
-class LambdaLoggerHandler(logging.Handler):
-    """Root handler for text logs without a configured level: every record is a default frame."""
-
-    def __init__(self, log_sink: _StdoutSink | _FramedSink) -> None:
-        super().__init__()
-        self.log_sink = log_sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.log_sink.log(self.format(record))
-
-
-class LambdaLoggerHandlerWithFrameType(logging.Handler):
-    """Root handler for JSON logs or a configured level: the frame type carries the record's level."""
-
-    def __init__(self, log_sink: _StdoutSink | _FramedSink) -> None:
-        super().__init__()
-        self.log_sink = log_sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = self.format(record)
-        # JsonFormatter leaves the JSON frame type on the record; any other formatter gets text types.
-        frame_type = getattr(record, "_frame_type", None) or _TEXT_FRAME_TYPES[_level_index(record.levelno)]
-        self.log_sink.log(message, frame_type)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record, laid out as the stock runtime's `AWS_LAMBDA_LOG_FORMAT=JSON` logs.
-
-    Side effect kept for compatibility: the record's `levelno` and `levelname` are rewritten to the
-    clamped standard level, which other handlers then see.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(datefmt=_JSON_DATEFMT)
-        import json
-
-        # default=str: an extra value that is not JSON-serialisable is printed, not fatal.
-        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-    def format(self, record: logging.LogRecord) -> str:
-        index = _level_index(record.levelno)
-        record.levelno = index * 10
-        record.levelname = logging.getLevelName(record.levelno)
-        record._frame_type = _JSON_FRAME_TYPES[index]
-
-        exc_info = record.exc_info
-        msg = record.msg
-        # All fixed keys go in first, even when None, so that an extra attribute named like one of
-        # them can never take its place; the None values are dropped at the end.
-        document: dict[str, Any] = {
-            "timestamp": self.formatTime(record, self.datefmt),
-            "level": record.levelname,
-            "message": msg if isinstance(msg, dict) and not record.args else record.getMessage(),
-            "logger": record.name,
-            "stackTrace": traceback.format_tb(exc_info[2]) if exc_info else None,
-            "errorType": exc_info[0].__name__ if exc_info else None,  # type: ignore[union-attr]
-            "errorMessage": str(exc_info[1]) if exc_info else None,
-            "requestId": getattr(record, "aws_request_id", None),
-            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc_info else None,
-        }
-        tenant_id = getattr(record, "tenant_id", None)
-        if tenant_id is not None:
-            document["tenantId"] = tenant_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED_ATTRIBUTES and key not in document:
-                document[key] = value
-        return self._encode({key: value for key, value in document.items() if value is not None}) + "\n"
 
 
 def _open_sink() -> _StdoutSink | _FramedSink:
@@ -284,7 +199,7 @@ def setup() -> None:
     stdout and stderr unbuffered, switches all log timestamps to UTC and adds one handler to the
     root logger (which also makes a later `logging.basicConfig()` a no-op).
     """
-    global _sink, _json_format, _configured
+    global _sink, _json_format, _level, _configured
     if _configured:
         return
     _configured = True
@@ -302,23 +217,64 @@ def setup() -> None:
 
     log_format = os.environ.get("AWS_LAMBDA_LOG_FORMAT")
     _json_format = (log_format or "").upper() == "JSON"
-    level = _level_from_env(os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+    _level = _level_from_env(os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
 
-    logging.Formatter.converter = time.gmtime  # type: ignore[assignment]
-    # An unknown level name still selects per-level frame types, as in the stock runtime.
-    framed_by_level = _json_format or bool(level)
-    handler = LambdaLoggerHandlerWithFrameType(_sink) if framed_by_level else LambdaLoggerHandler(_sink)
-    if _json_format:
-        handler.setFormatter(JsonFormatter())
+    # The `logging` package costs a cold start about as much as the interpreter itself, so the
+    # root logger is set up the moment anything imports it, and a function that never logs
+    # through it never pays for it.
+    if "logging" in sys.modules:
+        _configure_root()
     else:
-        handler.setFormatter(logging.Formatter(_TEXT_FORMAT, _TEXT_DATEFMT))
-    handler.addFilter(LambdaLoggerFilter())
+        sys.meta_path.insert(0, _ConfigureOnImport())
 
-    root = logging.getLogger()
-    # getLevelName maps a registered level name to its number; anything else leaves the level alone.
-    if isinstance(logging.getLevelName(level), int):
-        root.setLevel(level)
-    root.addHandler(handler)
+
+def _configure_root() -> None:
+    from ._log_handlers import configure_root
+
+    configure_root(_sink, json_format=_json_format, level=_level)
+
+
+class _ConfigureOnImport:
+    """An import hook that hands `logging` to whoever imports it first with the root logger
+    already set up, then steps out of the way."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "logging":
+            return None
+        _remove_import_hook()
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            spec = find_spec(name, path, target) if find_spec else None
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _ThenConfigure(spec.loader)
+                return spec
+        return None
+
+
+class _ThenConfigure:
+    """Loads a module with `loader`, then sets up the root logger."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # The module keeps its real loader; this one only adds a step after it.
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        _configure_root()
+
+
+def _remove_import_hook() -> None:
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _ConfigureOnImport)]
 
 
 def teardown() -> None:
@@ -327,10 +283,11 @@ def teardown() -> None:
     Used before forking workers, each of which sets logging up again for itself.
     """
     global _sink, _configured
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, (LambdaLoggerHandler, LambdaLoggerHandlerWithFrameType)):
-            root.removeHandler(handler)
+    _remove_import_hook()
+    if "logging" in sys.modules:
+        from ._log_handlers import remove_root_handler
+
+        remove_root_handler()
     if isinstance(_sink, _FramedSink):
         _sink.file.close()
     _sink = _StdoutSink()
@@ -371,7 +328,7 @@ def _error_json(error_type: str, error_message: str, stack_trace: list[str]) -> 
         ensure_ascii=os.environ.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS,
     )
     document = {
-        "timestamp": time.strftime(_JSON_DATEFMT, logging.Formatter.converter(time.time())),
+        "timestamp": time.strftime(_JSON_DATEFMT, _log_time_converter()(time.time())),
         "level": "ERROR",
         "errorMessage": error_message,
         "errorType": error_type,
@@ -379,6 +336,12 @@ def _error_json(error_type: str, error_message: str, stack_trace: list[str]) -> 
         "stackTrace": stack_trace,
     }
     return encoder.encode(document)
+
+
+def _log_time_converter() -> Any:
+    # Log times are UTC unless the function has since chosen otherwise for its records.
+    logging = sys.modules.get("logging")
+    return logging.Formatter.converter if logging is not None else time.gmtime
 
 
 def log_error(error_type: str, error_message: str, stack_trace: list[str]) -> None:
@@ -401,6 +364,8 @@ def warn_unhandled() -> None:
     """Log the `LAMBDA_WARNING: Unhandled exception` line that precedes an init error."""
     # Through the root logger on purpose: the line obeys the user's level and format like any
     # other record, and still appears (via basicConfig) if the handler was removed.
+    import logging
+
     logging.warning(_UNHANDLED_WARNING)
 
 
@@ -410,6 +375,11 @@ def context_log(message: str) -> None:
     It goes through the runtime's root handler while that handler is installed, else to stdout.
     """
     text = str(message)
+    logging = sys.modules.get("logging")
+    if logging is None:
+        # Nothing has imported `logging`, so nothing can have removed the handler yet.
+        _sink.log(text)
+        return
     for handler in logging.getLogger().handlers:
         if hasattr(handler, "log_sink"):
             handler.log_sink.log(text)

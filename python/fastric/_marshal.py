@@ -8,14 +8,13 @@ too, so every byte the runtime posts follows one set of rules.
 from __future__ import annotations
 
 import os
-import traceback
-from types import TracebackType
 
 from . import _fastric
 
 # `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import TracebackType
     from typing import Any, Optional
 
 __all__ = [
@@ -115,6 +114,8 @@ def error_document(message: str, error_type: str, stack_trace: Optional[list[str
 def user_frames(tb: Optional[TracebackType]) -> list[tuple[str, int, str, Optional[str]]]:
     """The traceback's frames without the runtime's own leading ones (and, for an async handler,
     the event loop's)."""
+    import traceback  # only errors need it, and it costs a cold start milliseconds
+
     frames = [(frame.filename, frame.lineno or 0, frame.name, frame.line) for frame in traceback.extract_tb(tb)]
     for index, (filename, *_rest) in enumerate(frames):
         if "/bootstrap.py" not in filename and not filename.startswith(_ASYNCIO_DIR):
@@ -123,6 +124,8 @@ def user_frames(tb: Optional[TracebackType]) -> list[tuple[str, int, str, Option
 
 
 def format_frames(frames: list[tuple[str, int, str, Optional[str]]]) -> list[str]:
+    import traceback
+
     return traceback.format_list(frames)
 
 

@@ -7,11 +7,9 @@ the handler contract: how handlers are found, what they receive, and what their 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 import time
-from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from . import _fastric, _logging
 from ._marshal import (
@@ -36,6 +34,28 @@ if TYPE_CHECKING:
     Handler = Callable[[Any, "LambdaContext"], Any]
 
 __all__ = ["HandlerContract", "load_handler", "run", "run_workers"]
+
+
+# The types of what generator and coroutine functions return, made as the `types` module makes
+# them, which costs a cold start more than these few lines.
+def _generator() -> Any:
+    yield
+
+
+async def _coroutine() -> None:
+    pass
+
+
+async def _async_generator() -> Any:
+    yield
+
+
+GeneratorType = type(_generator())
+_probe = _coroutine()
+CoroutineType = type(_probe)
+_probe.close()
+AsyncGeneratorType = type(_async_generator())
+del _probe
 
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
 # A fault is a runtime-made error; X-Ray files those under this type, with no stack.
@@ -91,6 +111,8 @@ def run_workers(handler_name: str, count: int) -> int:
     Returns the exit status once every worker has ended.
     """
     _logging.setup()
+    import logging
+
     worker_pool = {"event": "runtime_worker_pool_initializing", "workerCount": count}
     logging.getLogger().debug({**worker_pool, "executionEnvironmentMaxConcurrency": count})
     # The workers log through their standard streams; the telemetry descriptor is the parent's.
@@ -296,6 +318,8 @@ class _WorkerContract(HandlerContract):
     """A Lambda Managed Instance worker: the loop outlives Runtime API hiccups."""
 
     def next_failed(self, error: RuntimeApiError, attempt: int) -> Optional[float]:
+        import logging  # the worker's records go through the root logger, as the stock runtime's do
+
         if attempt == 1:
             logging.warning(f"Initial runtime_client.next() failed: {error}")
         else:
@@ -306,6 +330,8 @@ class _WorkerContract(HandlerContract):
         return _NEXT_FIRST_DELAY * 2 ** (attempt - 1)
 
     def post_failed(self, invocation: _fastric.Invocation, error: RuntimeApiError) -> None:
+        import logging
+
         logging.warning(f"{error}: This won't kill the Runtime loop")
 
 
