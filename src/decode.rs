@@ -1,5 +1,6 @@
-//! Decodes event JSON straight from the received buffer into Python objects: through orjson when it
-//! is installed (handed a view of the buffer, not a copy), else with a parser of our own.
+//! Decodes event JSON straight from the received buffer into Python objects: small events with a
+//! parser of our own, large ones through orjson when it is installed (handed a view of the buffer,
+//! not a copy).
 
 use std::collections::HashMap;
 use std::ffi::c_char;
@@ -14,10 +15,22 @@ use pyo3::types::{PyDict, PyList, PyString};
 const CACHED_KEY_MAX_LEN: usize = 64;
 const KEY_CACHE_CAPACITY: usize = 4096;
 
+/// Events of this size and more go to orjson, which builds objects faster than this module can
+/// through the stable ABI. Smaller ones are parsed here: importing orjson costs a cold start about
+/// as much as starting the interpreter, so it waits for an event that repays it.
+const ORJSON_FROM_BYTES: usize = 16 * 1024;
+
+/// orjson's `loads`, imported on first need.
+enum Orjson {
+    NotImported,
+    Missing,
+    Loads(Py<PyAny>),
+}
+
 /// A decoder whose key cache lives across invocations.
 pub struct EventDecoder {
     keys: HashMap<Box<str>, Py<PyString>>,
-    orjson_loads: Option<Py<PyAny>>,
+    orjson: Orjson,
     gc: Option<GcSwitch>,
 }
 
@@ -60,10 +73,9 @@ impl GcSwitch {
 
 impl EventDecoder {
     pub fn new(py: Python<'_>) -> Self {
-        let orjson_loads = py.import("orjson").and_then(|module| module.getattr("loads")).ok();
         Self {
             keys: HashMap::new(),
-            orjson_loads: orjson_loads.map(Bound::unbind),
+            orjson: Orjson::NotImported,
             gc: GcSwitch::new(py),
         }
     }
@@ -84,11 +96,26 @@ impl EventDecoder {
     }
 
     fn decode_now<'py>(&mut self, py: Python<'py>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
-        match &self.orjson_loads {
-            // orjson reads integers beyond 64 bits as floats; a long run of digits anywhere (in a
-            // string, too) sends the event to the exact parser instead.
-            Some(loads) if !has_long_digit_run(body) => loads_from_view(py, loads.bind(py), body),
-            _ => self.parse(py, body),
+        // orjson reads integers beyond 64 bits as floats; a long run of digits anywhere (in a
+        // string, too) sends the event to the exact parser instead.
+        if body.len() >= ORJSON_FROM_BYTES && !has_long_digit_run(body) {
+            if let Some(loads) = self.orjson_loads(py) {
+                return loads_from_view(py, &loads, body);
+            }
+        }
+        self.parse(py, body)
+    }
+
+    fn orjson_loads<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        if let Orjson::NotImported = self.orjson {
+            self.orjson = match py.import("orjson").and_then(|module| module.getattr("loads")) {
+                Ok(loads) => Orjson::Loads(loads.unbind()),
+                Err(_) => Orjson::Missing,
+            };
+        }
+        match &self.orjson {
+            Orjson::Loads(loads) => Some(loads.bind(py).clone()),
+            Orjson::NotImported | Orjson::Missing => None,
         }
     }
 
