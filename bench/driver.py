@@ -25,9 +25,15 @@ ACK = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Lengt
 )
 
 
+# How the layer's wrapper starts fastric: through `-c`, which spares the interpreter `runpy`.
+_LAYER_LAUNCH = "import sys; from fastric.__main__ import main; sys.exit(main())"
+
+
 def runtime_command(implementation: str) -> list[str]:
     """How each runtime under test is started; `floor` is a client that only speaks HTTP, `bare` an
     interpreter that sends one request and nothing more."""
+    if implementation == "fastric-layer":
+        return [sys.executable, "-c", _LAYER_LAUNCH]
     if implementation == "floor":
         return [sys.executable, str(HANDLERS / "floor_client.py")]
     if implementation == "bare":

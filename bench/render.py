@@ -88,12 +88,20 @@ def _cold_start_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     groups = _groups(results, "cold start")
     if not groups:
         return ""
-    lines = ["Cold start (ms, median of process starts):", "", "| from spawn to | fastric | awslambdaric | bare |"]
-    lines.append("|---|---:|---:|---:|")
+    implementations = ("fastric", "fastric-layer", "awslambdaric", "bare")
+    lines = [
+        "Cold start (ms, median of process starts; `fastric -m` as a container starts it, `fastric -c` as",
+        "the layer's wrapper does, awslambdaric with `-m`; the last column is fastric -c minus bare):",
+        "",
+        "| from spawn to | fastric -m | fastric -c | awslambdaric | bare | above bare |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for group in groups:
         by_impl = results[group]
-        cells = [_cell(by_impl.get(impl), scale=1e3, digits=1) for impl in ("fastric", "awslambdaric", "bare")]
-        lines.append(f"| {group.removeprefix('cold start to ')} | {' | '.join(cells)} |")
+        cells = [_cell(by_impl.get(impl), scale=1e3, digits=1) for impl in implementations]
+        layer, bare = by_impl.get("fastric-layer"), by_impl.get("bare")
+        above = f"{(layer['median'] - bare['median']) * 1e3:.1f}" if layer and bare else "-"
+        lines.append(f"| {group.removeprefix('cold start to ')} | {' | '.join(cells)} | {above} |")
     return "\n".join(lines)
 
 
