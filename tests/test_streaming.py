@@ -107,11 +107,12 @@ def test_generator_is_posted_as_a_chunked_stream(script_run: RunResult) -> None:
     assert post.trailers == []
 
 
-def test_chunks_may_be_bytes_bytearray_or_str_sent_as_utf8(script_run: RunResult) -> None:
+def test_chunks_may_be_bytes_like_or_str_sent_as_utf8(script_run: RunResult) -> None:
     # Empty chunks are left out: on the wire an empty chunk would end the body.
     assert chunk_data(streamed(script_run, "mixed")) == [
         b"bytes,",
         b"bytearray,",
+        b"memoryview,",
         "text \u00e9\u2028\U0001f600".encode(),
     ]
     assert streamed(script_run, "text").body == "caf\u00e9 \u2603".encode()
@@ -201,7 +202,7 @@ def test_chunk_that_is_not_bytes_or_str_is_a_type_error_in_the_trailers(script_r
     document = trailer_document(post)
     assert (document["errorType"], document["errorMessage"], document["requestId"]) == (
         "TypeError",
-        "a streamed chunk must be bytes or str, not int",
+        "a streamed chunk must be bytes, bytearray, memoryview or str, not int",
         "bad-chunk",
     )
 

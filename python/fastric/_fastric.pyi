@@ -28,7 +28,7 @@ class ResponseStream:
     """A response streamed to the Runtime API chunk by chunk; see `fastric.streaming`.
 
     Args:
-        chunks: an iterable (or async iterable) of `bytes`, `bytearray` or `str` chunks.
+        chunks: an iterable (or async iterable) of `bytes`, `bytearray`, `memoryview` or `str` chunks.
         content_type: the response's content type.
         prelude: for HTTP integrations, the JSON prelude sent (with eight NUL bytes) before the body.
     """

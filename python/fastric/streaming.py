@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
     from typing import Optional, Union
 
-    Chunk = Union[bytes, bytearray, str]
+    Chunk = Union[bytes, bytearray, memoryview, str]
     Chunks = Union[Iterable[Chunk], AsyncIterable[Chunk]]
 
 __all__ = ["HTTP_INTEGRATION_CONTENT_TYPE", "ResponseStream", "http_stream", "stream"]

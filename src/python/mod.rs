@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::prelude::{Engine, BASE64_STANDARD};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use crate::decode::EventDecoder;
 use crate::encode::JsonEncoder;
@@ -67,7 +67,8 @@ impl ErrorResponse {
     }
 }
 
-/// A response to stream: chunks (`bytes` or `str`) from an iterator, sent as they are produced.
+/// A response to stream: chunks (`bytes` or `str`, among others) from an iterator, sent as they are
+/// produced.
 #[pyclass(module = "fastric._fastric", frozen)]
 pub struct ResponseStream {
     chunks: Py<PyAny>,
@@ -444,7 +445,7 @@ impl RuntimeClient {
     }
 }
 
-/// The bytes of one streamed chunk: `bytes`, `bytearray` or `str` (sent as UTF-8).
+/// The bytes of one streamed chunk: `bytes`, `bytearray`, `memoryview` or `str` (sent as UTF-8).
 fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(text) = chunk.cast::<PyString>() {
         return Ok(utf8(text)?.as_bytes().to_vec());
@@ -455,9 +456,14 @@ fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(array) = chunk.cast::<PyByteArray>() {
         return Ok(array.to_vec());
     }
+    if chunk.is_instance_of::<PyMemoryView>() {
+        // The buffer protocol is not in the stable ABI before 3.11; `tobytes` is.
+        let copy = chunk.call_method0("tobytes")?;
+        return Ok(copy.cast::<PyBytes>()?.as_bytes().to_vec());
+    }
     let kind = chunk.get_type().name()?;
     Err(PyTypeError::new_err(format!(
-        "a streamed chunk must be bytes or str, not {kind}"
+        "a streamed chunk must be bytes, bytearray, memoryview or str, not {kind}"
     )))
 }
 

@@ -103,6 +103,7 @@ async def _async_fails(event: dict[str, Any]) -> AsyncIterator[bytes]:
 def _mixed() -> Iterator[Any]:
     yield b"bytes,"
     yield bytearray(b"bytearray,")
+    yield memoryview(b"..memoryview,..")[2:-2]
     yield ""
     yield b""
     yield "text \u00e9\u2028\U0001f600"
