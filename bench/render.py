@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
     results: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for benchmark in run["benchmarks"]:
         extra = benchmark["extra_info"]
+        if "implementation" not in extra:
+            # Thumbnail and event benchmarks: their figures are in their own README sections.
+            continue
         results[benchmark["group"]][extra["implementation"]] = {**benchmark["stats"], **extra}
 
     sections = [

@@ -2,13 +2,13 @@
 //! parser of our own, large ones through orjson when it is installed (handed a view of the buffer,
 //! not a copy).
 
-use std::collections::HashMap;
 use std::ffi::c_char;
 
 use jiter::{Jiter, JiterResult, NumberAny, NumberInt, Peek};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use rustc_hash::FxHashMap;
 
 /// Object keys up to this length are cached: event shapes repeat their keys in every record and
 /// every invocation, so one string object serves them all.
@@ -29,7 +29,9 @@ enum Orjson {
 
 /// A decoder whose key cache lives across invocations.
 pub struct EventDecoder {
-    keys: HashMap<Box<str>, Py<PyString>>,
+    /// Keyed with a hash much cheaper than the default one, which costs more than the lookup
+    /// saves on short keys; the keys come from the event, but the cache is bounded and cleared.
+    keys: FxHashMap<Box<str>, Py<PyString>>,
     orjson: Orjson,
     gc: Option<GcSwitch>,
 }
@@ -74,7 +76,7 @@ impl GcSwitch {
 impl EventDecoder {
     pub fn new(py: Python<'_>) -> Self {
         Self {
-            keys: HashMap::new(),
+            keys: FxHashMap::default(),
             orjson: Orjson::NotImported,
             gc: GcSwitch::new(py),
         }
@@ -86,24 +88,43 @@ impl EventDecoder {
     /// bits for orjson, a byte-order mark, lone surrogate escapes) or gives the stock runtime's exact
     /// error message.
     pub fn decode<'py>(&mut self, py: Python<'py>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
-        let gc = self.gc.take();
-        let decoded = match &gc {
-            Some(gc) => gc.paused(py, || self.decode_now(py, body)),
-            None => self.decode_now(py, body),
-        };
-        self.gc = gc;
-        decoded
+        self.with_collections_held(py, |decoder| {
+            if decoder.suits_orjson(body) {
+                if let Some(loads) = decoder.orjson_loads(py) {
+                    return loads_from_view(py, &loads, body);
+                }
+            }
+            decoder.parse(py, body)
+        })
     }
 
-    fn decode_now<'py>(&mut self, py: Python<'py>, body: &mut Vec<u8>) -> Option<Bound<'py, PyAny>> {
-        // orjson reads integers beyond 64 bits as floats; a long run of digits anywhere (in a
-        // string, too) sends the event to the exact parser instead.
-        if body.len() >= ORJSON_FROM_BYTES && !has_long_digit_run(body) {
-            if let Some(loads) = self.orjson_loads(py) {
-                return loads_from_view(py, &loads, body);
+    /// Decodes a `bytes` object as [`Self::decode`] decodes a received body.
+    pub fn decode_bytes<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyBytes>) -> Option<Bound<'py, PyAny>> {
+        let body = data.as_bytes();
+        self.with_collections_held(py, |decoder| {
+            if decoder.suits_orjson(body) {
+                if let Some(loads) = decoder.orjson_loads(py) {
+                    return loads.call1((data,)).ok();
+                }
             }
-        }
-        self.parse(py, body)
+            decoder.parse(py, body)
+        })
+    }
+
+    fn with_collections_held<T>(&mut self, py: Python<'_>, work: impl FnOnce(&mut Self) -> T) -> T {
+        let gc = self.gc.take();
+        let result = match &gc {
+            Some(gc) => gc.paused(py, || work(self)),
+            None => work(self),
+        };
+        self.gc = gc;
+        result
+    }
+
+    /// Whether orjson should decode `body`: a large event without integers beyond 64 bits, which
+    /// orjson would read as floats (a long run of digits anywhere, in a string too, rules it out).
+    fn suits_orjson(&self, body: &[u8]) -> bool {
+        body.len() >= ORJSON_FROM_BYTES && !matches!(self.orjson, Orjson::Missing) && !has_long_digit_run(body)
     }
 
     fn orjson_loads<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {

@@ -5,11 +5,13 @@
 mod events;
 mod image;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use crate::decode::EventDecoder;
@@ -485,8 +487,15 @@ fn encode_json<'py>(py: Python<'py>, value: &Bound<'py, PyAny>, ensure_ascii: bo
 
 /// Decodes event JSON, or returns `None` when the reference decoder must decide.
 #[pyfunction]
-fn decode_json<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
-    EventDecoder::new(py).decode(py, &mut data.to_vec())
+fn decode_json<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>) -> Option<Bound<'py, PyAny>> {
+    // One decoder serves every call, keeping its key cache; a call made while it is busy (from a
+    // finalizer that runs during a decode, say) gets a decoder of its own.
+    static SHARED: PyOnceLock<Mutex<EventDecoder>> = PyOnceLock::new();
+    let shared = SHARED.get_or_init(py, || Mutex::new(EventDecoder::new(py)));
+    match shared.try_lock() {
+        Ok(mut decoder) => decoder.decode_bytes(py, data),
+        Err(_) => EventDecoder::new(py).decode_bytes(py, data),
+    }
 }
 
 #[pymodule]
