@@ -19,7 +19,7 @@ import fastric
 from driver import RuntimeDriver
 
 IMPLEMENTATIONS = ["fastric", "fastric-layer", "awslambdaric", "bare"]
-ROUNDS = 15
+ROUNDS = 31
 
 
 @pytest.fixture(scope="module", autouse=True)
