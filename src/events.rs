@@ -6,7 +6,6 @@ use std::fmt;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::{alphabet, DecodeError, Engine};
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PySet, PyString};
@@ -194,27 +193,10 @@ impl Tag {
         }
     }
 
-    /// Reads the tag without copying the key out of its string object: tags are read once per
-    /// attribute value, the commonest operation of the whole decoder.
-    #[expect(
-        unsafe_code,
-        reason = "the stable ABI of Python 3.9 has no borrowed view of a str's text"
-    )]
+    /// Reads the tag in place: tags are read once per attribute value, the commonest operation
+    /// of the whole decoder.
     fn of(key: &Bound<'_, PyString>) -> Option<Self> {
-        let mut text = [0_u8; 4];
-        // SAFETY: `key` is a live `str` for the whole block, the GIL is held, and every index read
-        // is below the length just read from it.
-        unsafe {
-            let length = usize::try_from(ffi::PyUnicode_GetLength(key.as_ptr())).ok()?;
-            if !(1..=text.len()).contains(&length) {
-                return None;
-            }
-            for (index, slot) in text.iter_mut().enumerate().take(length) {
-                let character = ffi::PyUnicode_ReadChar(key.as_ptr(), ffi::Py_ssize_t::try_from(index).ok()?);
-                *slot = u8::try_from(character).ok()?;
-            }
-            Self::from_text(&text[..length])
-        }
+        Self::from_text(utf8(key).ok()?.as_bytes())
     }
 
     fn from_text(text: &[u8]) -> Option<Self> {
@@ -235,6 +217,8 @@ impl Tag {
 }
 
 static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// Images with at most this many top-level attributes are decoded with collections left on.
+const SMALL_IMAGE_ATTRIBUTES: usize = 32;
 static GC: PyOnceLock<Option<GcSwitch>> = PyOnceLock::new();
 
 /// Turns DynamoDB attribute values, as stream records carry them, into Python values: `S` to
@@ -253,6 +237,11 @@ impl<'py> AttributeDecoder<'py> {
 
     /// Decodes a map of attribute names to attribute values (an image, or the `M` of one).
     pub fn image(&self, image: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>, EventError> {
+        // Holding collections off costs three calls into the `gc` module, more than the
+        // collections a typical item's few dozen values would trigger.
+        if image.len().is_ok_and(|attributes| attributes <= SMALL_IMAGE_ATTRIBUTES) {
+            return self.map(image, 0);
+        }
         self.collections_held_off(|| self.map(image, 0))
     }
 
@@ -313,14 +302,14 @@ impl<'py> AttributeDecoder<'py> {
             Tag::Map => self.map(&inner, depth + 1)?.into_any(),
             Tag::List => {
                 let items = inner.cast::<PyList>().map_err(|_| expected("a list"))?;
-                let decoded = PyList::empty(self.py);
+                let mut decoded = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
                     let item = self
                         .typed(&item, depth + 1)
                         .map_err(|error| error.within(|| Segment::Index(index)))?;
-                    decoded.append(item)?;
+                    decoded.push(item);
                 }
-                decoded.into_any()
+                PyList::new(self.py, decoded)?.into_any()
             }
             Tag::StringSet | Tag::NumberSet | Tag::BinarySet => self.set(tag, &inner)?.into_any(),
         })
