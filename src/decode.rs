@@ -5,6 +5,7 @@
 use std::ffi::c_char;
 
 use jiter::{Jiter, JiterResult, NumberAny, NumberInt, Peek};
+use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
@@ -14,6 +15,10 @@ use rustc_hash::FxHashMap;
 /// every invocation, so one string object serves them all.
 const CACHED_KEY_MAX_LEN: usize = 64;
 const KEY_CACHE_CAPACITY: usize = 4096;
+
+/// Deeper nesting than this goes to the reference decoder, whose recursion limit is the stock
+/// runtime's; events that deep are malformed or hostile, never the common case.
+const MAX_NESTING: usize = 128;
 
 /// Events of this size and more go to orjson, which builds objects faster than this module can
 /// through the stable ABI. Smaller ones are parsed here: importing orjson costs a cold start about
@@ -145,14 +150,19 @@ impl EventDecoder {
             self.keys.clear();
         }
         let mut jiter = Jiter::new(body);
-        let value = self.value(py, &mut jiter).ok()?.ok()?;
+        let value = self.value(py, &mut jiter, 0).ok()?.ok()?;
         jiter.finish().ok()?;
         Some(value)
     }
 
-    fn value<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
+    fn value<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        depth: usize,
+    ) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
         let peek = jiter.peek()?;
-        self.known_value(py, jiter, peek)
+        self.known_value(py, jiter, peek, depth)
     }
 
     fn known_value<'py>(
@@ -160,7 +170,12 @@ impl EventDecoder {
         py: Python<'py>,
         jiter: &mut Jiter<'_>,
         peek: Peek,
+        depth: usize,
     ) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
+        if depth > MAX_NESTING && matches!(peek, Peek::Array | Peek::Object) {
+            // The reference decoder decides, and fails where the stock runtime's would.
+            return Ok(Err(PyValueError::new_err("nested too deeply for the native decoder")));
+        }
         let value = match peek {
             Peek::Null => {
                 jiter.known_null()?;
@@ -171,8 +186,8 @@ impl EventDecoder {
                 Ok(pyo3::types::PyBool::new(py, flag).to_owned().into_any())
             }
             Peek::String => Ok(PyString::new(py, jiter.known_str()?).into_any()),
-            Peek::Array => self.array(py, jiter)?,
-            Peek::Object => self.object(py, jiter)?,
+            Peek::Array => self.array(py, jiter, depth + 1)?,
+            Peek::Object => self.object(py, jiter, depth + 1)?,
             _ => match jiter.known_number(peek)? {
                 NumberAny::Int(NumberInt::Int(number)) => Ok(pyo3::types::PyInt::new(py, number).into_any()),
                 NumberAny::Int(NumberInt::BigInt(number)) => number.into_pyobject(py).map(Bound::into_any),
@@ -182,11 +197,16 @@ impl EventDecoder {
         Ok(value)
     }
 
-    fn array<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
+    fn array<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        depth: usize,
+    ) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
         let mut items = Vec::new();
         let mut next = jiter.known_array()?;
         while let Some(peek) = next {
-            match self.known_value(py, jiter, peek)? {
+            match self.known_value(py, jiter, peek, depth)? {
                 Ok(item) => items.push(item),
                 Err(error) => return Ok(Err(error)),
             }
@@ -195,11 +215,16 @@ impl EventDecoder {
         Ok(PyList::new(py, items).map(Bound::into_any))
     }
 
-    fn object<'py>(&mut self, py: Python<'py>, jiter: &mut Jiter<'_>) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
+    fn object<'py>(
+        &mut self,
+        py: Python<'py>,
+        jiter: &mut Jiter<'_>,
+        depth: usize,
+    ) -> JiterResult<PyResult<Bound<'py, PyAny>>> {
         let dict = PyDict::new(py);
         let mut next_key = jiter.known_object()?.map(|key| self.key(py, key));
         while let Some(key) = next_key {
-            let value = match self.value(py, jiter)? {
+            let value = match self.value(py, jiter, depth)? {
                 Ok(value) => value,
                 Err(error) => return Ok(Err(error)),
             };
