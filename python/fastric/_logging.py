@@ -236,15 +236,16 @@ def _configure_root() -> None:
 
 class _ConfigureOnImport:
     """An import hook that hands `logging` to whoever imports it first with the root logger
-    already set up, then steps out of the way."""
+    already set up; it leaves once `logging` has been loaded."""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "logging":
             return None
-        _remove_import_hook()
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None)
-            spec = find_spec(name, path, target) if find_spec else None
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
             if spec is not None:
                 if spec.loader is not None:
                     spec.loader = _ThenConfigure(spec.loader)
@@ -265,11 +266,13 @@ class _ThenConfigure:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
-        # The module keeps its real loader; this one only adds a step after it.
+        # The module keeps its real loader; this one only adds a step after it. A spec that was
+        # only looked at (importlib.util.find_spec) leaves the hook in place for the real import.
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
+        _remove_import_hook()
         _configure_root()
 
 

@@ -79,7 +79,7 @@ def run(handler_name: str, *, concurrent: bool = False) -> NoReturn:
     `next` is retried with backoff, a failed post is logged and the loop goes on, and an init error
     that another worker already reported (403) is not an error.
     """
-    _put_task_root_first()
+    _arrange_import_path()
     _logging.setup()
     client = _fastric.RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"], _user_agent())
 
@@ -189,12 +189,61 @@ def load_handler(handler_name: str) -> Handler:
         raise FaultError("Runtime.HandlerNotFound", message) from None
 
 
-def _put_task_root_first() -> None:
+def _arrange_import_path() -> None:
     # The managed runtime's bootstrap puts the function's folder first on the import path, so a
     # function module shadows anything of the same name installed elsewhere.
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    # Where the stock runtime's own imports found their modules: not the function's folder or
+    # the working directory (where `python -m` looks first), which hold the function's modules.
+    function_folders = {"", os.getcwd(), task_root}
+    sys.meta_path.insert(0, _PreloadedElsewhere([entry for entry in sys.path if entry not in function_folders]))
     if task_root and (not sys.path or sys.path[0] != task_root):
         sys.path.insert(0, task_root)
+
+
+class _PreloadedElsewhere:
+    """Finds the modules the stock runtime has already imported before it loads the function (the
+    standard library's it uses, simplejson) on the import path as it was then, before the
+    function's folder went first and before the function could change it.
+
+    fastric imports those lazily to start faster; without this, a function's `logging.py`,
+    `token.py` or `string.py` would shadow them for the runtime and the function alike, where under
+    the stock runtime it shadows nothing, and an import of `traceback` on an error path would
+    depend on the function not having emptied `sys.path`.
+    """
+
+    _NAMES = frozenset(
+        (
+            "atexit",
+            "copyreg",
+            "decimal",
+            "enum",
+            "json",
+            "linecache",
+            "logging",
+            "math",
+            "numbers",
+            "re",
+            "simplejson",
+            "string",
+            "textwrap",
+            "threading",
+            "token",
+            "tokenize",
+            "traceback",
+            "weakref",
+        )
+    )
+
+    def __init__(self, path: list[str]) -> None:
+        self._path = path
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or name not in self._NAMES:
+            return None
+        from importlib.machinery import PathFinder
+
+        return PathFinder.find_spec(name, self._path, target)
 
 
 def _user_agent() -> str:
