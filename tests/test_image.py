@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter
@@ -243,6 +244,41 @@ def test_cmyk_jpeg_gives_the_right_colours() -> None:
     assert image.size == (32, 16)
     assert_colour(mean_colour(image, (2, 2, 12, 14)), expected.getpixel((5, 5)))
     assert_colour(mean_colour(image, (20, 2, 30, 14)), expected.getpixel((50, 5)))
+
+
+# A press CMYK profile from Debian's libgs-common, which the test set-up installs.
+CMYK_PROFILE = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")
+
+
+def test_cmyk_jpeg_is_converted_through_its_profile() -> None:
+    profile = CMYK_PROFILE.read_bytes()
+    cmyk = Image.new("CMYK", (64, 32), (0, 255, 255, 0))  # red ink
+    ImageDraw.Draw(cmyk).rectangle((32, 0, 63, 31), fill=(255, 0, 0, 64))  # cyan, a little black
+    data = encode(cmyk, quality=95, icc_profile=profile)
+
+    press = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    intent = ImageCms.getDefaultIntent(press)
+    srgb = ImageCms.createProfile("sRGB")
+    expected = ImageCms.profileToProfile(cmyk, press, srgb, renderingIntent=intent, outputMode="RGB")
+    naive = decode(data).convert("RGB")
+    # The profile matters: a press red is far from the naive formula's pure red.
+    assert max(abs(a - b) for a, b in zip(expected.getpixel((5, 5)), naive.getpixel((5, 5)))) > 20
+
+    image = decode(thumbnail(data, (32, 32)))
+    assert image.size == (32, 16)
+    assert_colour(mean_colour(image, (2, 2, 12, 14)), expected.getpixel((5, 5)), tolerance=6)
+    assert_colour(mean_colour(image, (20, 2, 30, 14)), expected.getpixel((50, 5)), tolerance=6)
+    # The output is sRGB, so the CMYK profile is not carried into it.
+    assert "icc_profile" not in image.info
+
+
+def test_cmyk_jpeg_with_an_unusable_profile_falls_back_to_the_formula() -> None:
+    cmyk = Image.new("CMYK", (64, 32), (0, 255, 255, 0))
+    rgb_profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for profile in (rgb_profile, b"not a profile at all" * 10):
+        data = encode(cmyk, quality=95, icc_profile=profile)
+        image = decode(thumbnail(data, (32, 32)))
+        assert_colour(mean_colour(image, (2, 2, 30, 14)), decode(data).convert("RGB").getpixel((5, 5)))
 
 
 def test_grey_jpeg_stays_grey() -> None:

@@ -214,7 +214,7 @@ fn decode_scaled(data: &[u8], header: &Header, eighths: u32) -> Result<Pixels, I
     // libjpeg-turbo reports a truncated or damaged stream as an error, never as grey pixels.
     decompressor.decompress(data, image).map_err(corrupt)?;
     let data = if format == PixelFormat::CMYK {
-        cmyk_to_rgb(&buffer, header.adobe)
+        cmyk_to_srgb(&buffer, header.adobe, header.icc_profile.as_deref())
     } else {
         buffer
     };
@@ -224,6 +224,35 @@ fn decode_scaled(data: &[u8], header: &Header, eighths: u32) -> Result<Pixels, I
         layout,
         data,
     })
+}
+
+/// Converts CMYK samples to sRGB through the file's embedded CMYK profile, with the profile's own
+/// rendering intent; without a usable one, with the formula Pillow uses.
+fn cmyk_to_srgb(cmyk: &[u8], inverted: bool, profile: Option<&[u8]>) -> Vec<u8> {
+    profile
+        .and_then(|profile| cmyk_through_profile(cmyk, inverted, profile))
+        .unwrap_or_else(|| cmyk_to_rgb(cmyk, inverted))
+}
+
+fn cmyk_through_profile(cmyk: &[u8], inverted: bool, profile: &[u8]) -> Option<Vec<u8>> {
+    let input = lcms2::Profile::new_icc(profile).ok()?;
+    if input.color_space() != lcms2::ColorSpaceSignature::CmykData {
+        return None;
+    }
+    // Adobe's files store 255 for no ink, which is what the reversed layout reads.
+    let layout = if inverted {
+        lcms2::PixelFormat::CMYK_8_REV
+    } else {
+        lcms2::PixelFormat::CMYK_8
+    };
+    let srgb = lcms2::Profile::new_srgb();
+    let intent = input.header_rendering_intent();
+    let transform =
+        lcms2::Transform::<[u8; 4], [u8; 3]>::new(&input, layout, &srgb, lcms2::PixelFormat::RGB_8, intent).ok()?;
+    let (pixels, _) = cmyk.as_chunks::<4>();
+    let mut rgb = vec![[0_u8; 3]; pixels.len()];
+    transform.transform_pixels(pixels, &mut rgb);
+    Some(rgb.into_flattened())
 }
 
 /// Converts CMYK to RGB the way Pillow does, `(255 - C) * (255 - K) / 255`; Adobe files store the
