@@ -16,11 +16,12 @@ FROM rust:1.95.0-slim-bookworm AS build
 
 ARG MATURIN_VERSION=1.16.0
 
-# maturin needs a Python to run from, in a virtual environment since Debian's own refuses pip.
+# maturin needs a Python to run from, in a virtual environment since Debian's own refuses pip;
+# libjpeg-turbo, built from source into the extension, needs CMake, make and NASM.
 # Debian replaces package versions with each security fix, so the base image tag pins them instead.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3-venv \
+    && apt-get install -y --no-install-recommends python3-venv cmake make nasm \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/maturin \
     && /opt/maturin/bin/pip install --no-cache-dir "maturin==${MATURIN_VERSION}"

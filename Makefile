@@ -10,7 +10,16 @@ RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-$(VENV)/.installed: pyproject.toml $(RUST_SOURCES)
+# Debian packages: .ci/apt-packages to build (CMake and NASM for libjpeg-turbo), the others for
+# the tests (MariaDB, a CMYK colour profile). Installed when missing if run as root.
+BUILD_PACKAGES := .ci/apt-packages
+TEST_PACKAGES := $(filter-out $(BUILD_PACKAGES),$(wildcard .ci/apt-packages*))
+
+.PHONY: build-packages
+build-packages:
+	@scripts/debian-packages $(BUILD_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml $(RUST_SOURCES) | build-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --editable '.[test]'
@@ -30,7 +39,7 @@ format: install  ## format Rust and Python sources
 	$(VENV)/bin/ruff check --fix python tests examples bench scripts
 
 .PHONY: lint-rust
-lint-rust:  ## rustfmt and clippy, warnings as errors
+lint-rust: build-packages  ## rustfmt and clippy, warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
@@ -43,11 +52,12 @@ lint-python: install  ## ruff lint and format check
 lint: lint-rust lint-python  ## all linters
 
 .PHONY: test-rust
-test-rust:  ## Rust unit tests
+test-rust: build-packages  ## Rust unit tests
 	cargo test --quiet
 
 .PHONY: test-python
 test-python: install  ## the pytest suite (benchmarks run once each, untimed)
+	@scripts/debian-packages $(TEST_PACKAGES)
 	$(PY) -m pytest
 
 .PHONY: test
