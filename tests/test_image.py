@@ -512,6 +512,16 @@ def test_shrink_on_load_looks_like_a_full_decode() -> None:
     assert psnr(fast, full) > 35
 
 
+@pytest.mark.parametrize("restart", [{"restart_marker_blocks": 7}, {"restart_marker_rows": 1}])
+def test_progressive_jpeg_with_restart_markers(restart: dict[str, int]) -> None:
+    # The 1/8-scale path reads the DC scans itself, restart intervals included.
+    data = encode(photo(1600, 1200), quality=90, progressive=True, **restart)
+    assert b"\xff\xdd" in data  # a restart interval is defined
+    fast = decode(thumbnail(data, format="PNG"))
+    full = decode(thumbnail(data, format="PNG", shrink_on_load=False))
+    assert psnr(fast, full) > 35
+
+
 # Batches and threads.
 
 
