@@ -118,6 +118,8 @@ _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 _LOG_TYPES = ("None", "Tail")
 _STOP_GRACE_S = 3.0
 _SIGNAL_CHECK_S = 0.1
+# How long an exited runtime's last requests may take to be read before its invocation is settled.
+_DRAIN_S = 2.0
 _CLIENT_CONTEXT_ERROR = "Client context must be a valid Base64-encoded JSON object."
 _RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
 _ERROR_TYPE_TRAILER = "Lambda-Runtime-Function-Error-Type"
@@ -830,12 +832,14 @@ class FunctionPool:
         # a stop may still signal it.
         if hasattr(os, "waitid"):
             os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            environment.server.wait_drained(_DRAIN_S)
             with self._cond:
                 # Processes the runtime left behind end with it, as Lambda ends its execution environment.
                 _signal_group(pid, signal.SIGKILL)
                 self._exited_locked(environment, *os.wait4(pid, 0)[1:])
         else:
             _, wait_status, usage = os.wait4(pid, 0)
+            environment.server.wait_drained(_DRAIN_S)
             with self._cond:
                 self._exited_locked(environment, wait_status, usage)
         _close_server(environment.server)
@@ -1025,6 +1029,29 @@ class RuntimeApiServer(_Server):
     def __init__(self, environment: Environment) -> None:
         super().__init__(("127.0.0.1", 0), RuntimeApiHandler)
         self.environment = environment
+        # Connections whose handler may still have requests of the runtime's to read: all of them but those
+        # waiting in a /next long poll.
+        self._busy = 0
+        self._activity = threading.Condition()
+
+    def note_busy(self, change: int) -> None:
+        with self._activity:
+            self._busy += change
+            self._activity.notify_all()
+
+    def wait_drained(self, timeout: float) -> None:
+        """Wait until every request a runtime sent before it died has been read, or ``timeout`` has passed.
+
+        A runtime that sends a request and exits at once leaves it in the socket: a streamed response's first
+        chunk, say, whose invocation must end as a stream with the exit in its trailers, not as a plain error.
+        """
+        deadline = time.monotonic() + timeout
+        with self._activity:
+            while self._busy > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._activity.wait(remaining)
 
     @property
     def address(self) -> str:
@@ -1126,16 +1153,30 @@ class RuntimeApiHandler(_Handler):
 
     server: RuntimeApiServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.note_busy(+1)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.note_busy(-1)
+
     def do_GET(self) -> None:
         if self.path != f"{_RUNTIME_API_PREFIX}/invocation/next":
             self._send_not_found()
             return
         environment = self.server.environment
+        # A long poll has read its request; the runtime's exit is what it waits for, not the other way round.
+        self.server.note_busy(-1)
         try:
             invocation = environment.pool.next_invocation(environment)
         except RuntimeApiError as exc:
             self._send_error(exc)
             return
+        finally:
+            self.server.note_busy(+1)
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
