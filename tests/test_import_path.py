@@ -84,22 +84,28 @@ def launched(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _run(
+def _run_with_reference(
     run_runtime: RuntimeRunner, impl: str, handler: str, script: tuple[Invocation, ...], folder: Path, cwd: Path
-) -> RunResult:
-    # The working directory is elsewhere, as /var/task is only the task root on Lambda by chance
-    # of layout; the function's modules are found through LAMBDA_TASK_ROOT.
-    env = {"LAMBDA_TASK_ROOT": str(folder)}
-    if impl == MANAGED_REFERENCE:
-        env["PYTHONPATH"] = str(MANAGED_DIR)
-    return run_runtime(impl, handler, script, cwd=cwd, env=env)
+) -> tuple[RunResult, RunResult]:
+    """`handler` run under `impl`, and under awslambdaric as the managed runtime starts it."""
+
+    def run(runtime: str) -> RunResult:
+        # The working directory is elsewhere, as /var/task is only the task root on Lambda by chance
+        # of layout; the function's modules are found through LAMBDA_TASK_ROOT.
+        env = {"LAMBDA_TASK_ROOT": str(folder)}
+        if runtime == MANAGED_REFERENCE:
+            env["PYTHONPATH"] = str(MANAGED_DIR)
+        return run_runtime(runtime, handler, script, cwd=cwd, env=env)
+
+    return run(impl), run(MANAGED_REFERENCE)
 
 
 def test_function_modules_do_not_shadow_the_runtime_s(
     run_runtime: RuntimeRunner, launched: str, function_folder: Path, tmp_path: Path
 ) -> None:
-    result = _run(run_runtime, launched, "app.log_then_fail", SCRIPT, function_folder, tmp_path)
-    reference = _run(run_runtime, MANAGED_REFERENCE, "app.log_then_fail", SCRIPT, function_folder, tmp_path)
+    result, reference = _run_with_reference(
+        run_runtime, launched, "app.log_then_fail", SCRIPT, function_folder, tmp_path
+    )
 
     assert result.post_for("first").json() == ["LambdaLoggerHandler"], result.describe()
     error = result.post_for("second")
@@ -112,8 +118,9 @@ def test_errors_reported_after_the_path_is_emptied(
     run_runtime: RuntimeRunner, launched: str, function_folder: Path, tmp_path: Path
 ) -> None:
     script = (Invocation(request_id="no-path"),)
-    result = _run(run_runtime, launched, "app.forget_the_path", script, function_folder, tmp_path)
-    reference = _run(run_runtime, MANAGED_REFERENCE, "app.forget_the_path", script, function_folder, tmp_path)
+    result, reference = _run_with_reference(
+        run_runtime, launched, "app.forget_the_path", script, function_folder, tmp_path
+    )
 
     post = result.post_for("no-path")
     assert (post.kind, post.json()["errorMessage"]) == ("error", "the path is gone"), result.describe()
@@ -124,8 +131,9 @@ def test_logging_found_before_it_is_imported(
     run_runtime: RuntimeRunner, launched: str, function_folder: Path, tmp_path: Path
 ) -> None:
     script = (Invocation(request_id="spec-1"),)
-    result = _run(run_runtime, launched, "find_spec_first.handler", script, function_folder, tmp_path)
-    reference = _run(run_runtime, MANAGED_REFERENCE, "find_spec_first.handler", script, function_folder, tmp_path)
+    result, reference = _run_with_reference(
+        run_runtime, launched, "find_spec_first.handler", script, function_folder, tmp_path
+    )
 
     assert result.post_for("spec-1").json() == ["LambdaLoggerHandler"], result.describe()
     lines = _stdout_lines(result.stdout)

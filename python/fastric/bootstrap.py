@@ -23,7 +23,7 @@ from ._marshal import (
     user_frames,
     xray_cause,
 )
-from .context import ContextFactory, LambdaContext
+from .context import LambdaContext
 from .errors import RuntimeApiError
 
 # `typing` costs milliseconds at a cold start; annotations here are only read by type checkers.
@@ -258,14 +258,13 @@ class HandlerContract:
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self._environ = os.environ
-        self._new_context = ContextFactory()
         self._event_loop: Any = None
 
     def invoke(self, invocation: _fastric.Invocation, event: Any) -> Any:
         """Runs the handler; returns its result, or the ErrorResponse for what it raised."""
         self._begin(invocation)
         try:
-            result = self._handler(event, self._context_for(invocation))
+            result = self._handler(event, _context_for(invocation))
             result_type = type(result)
             if result_type is CoroutineType:
                 result = self._await(result)
@@ -328,18 +327,6 @@ class HandlerContract:
         else:
             self._environ[_TRACE_ENV] = trace_id
 
-    def _context_for(self, invocation: _fastric.Invocation) -> LambdaContext:
-        client_context = invocation.client_context
-        cognito_identity = invocation.cognito_identity
-        return self._new_context(
-            invocation.request_id,
-            _parse_header_json(client_context, "Client Context") if client_context else None,
-            _parse_header_json(cognito_identity, "Cognito Identity") if cognito_identity else None,
-            invocation.deadline_ms,
-            invocation.invoked_function_arn,
-            invocation.tenant_id,
-        )
-
     def _await(self, coroutine: Any) -> Any:
         # One event loop serves every invocation, so clients bound to it survive between them.
         if self._event_loop is None:
@@ -382,6 +369,19 @@ class _WorkerContract(HandlerContract):
         import logging
 
         logging.warning(f"{error}: This won't kill the Runtime loop")
+
+
+def _context_for(invocation: _fastric.Invocation) -> LambdaContext:
+    client_context = invocation.client_context
+    cognito_identity = invocation.cognito_identity
+    return LambdaContext(
+        invocation.request_id,
+        _parse_header_json(client_context, "Client Context") if client_context else None,
+        _parse_header_json(cognito_identity, "Cognito Identity") if cognito_identity else None,
+        invocation.deadline_ms,
+        invocation.invoked_function_arn,
+        invocation.tenant_id,
+    )
 
 
 def _parse_header_json(value: str, name: str) -> Any:

@@ -13,10 +13,32 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-__all__ = ["Client", "ClientContext", "CognitoIdentity", "ContextFactory", "LambdaContext"]
+__all__ = ["Client", "ClientContext", "CognitoIdentity", "LambdaContext"]
 
 # Only these W3C trace-context fields are surfaced by `LambdaContext.w3c()`, and only as strings.
 _W3C_FIELDS = ("traceparent", "tracestate", "baggage")
+
+# What the context reports of the function, from the environment, read per invocation as the stock
+# runtime reads it.
+_FUNCTION_VARIABLES = (
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+)
+_ENCODING = sys.getfilesystemencoding()
+_ENCODED_FUNCTION_VARIABLES = tuple(name.encode(_ENCODING) for name in _FUNCTION_VARIABLES)
+
+
+def _function_environment() -> list[Optional[str]]:
+    # Five os.environ.get calls cost an invocation several microseconds; on POSIX, os.environ keeps
+    # its variables current in an encoded table, which answers the same for a fraction of that.
+    encoded = getattr(os.environ, "_data", None)
+    if os.name != "posix" or not isinstance(encoded, dict):
+        return [os.environ.get(name) for name in _FUNCTION_VARIABLES]
+    values = map(encoded.get, _ENCODED_FUNCTION_VARIABLES)
+    return [None if value is None else value.decode(_ENCODING, "surrogateescape") for value in values]
 
 
 class CognitoIdentity:
@@ -82,13 +104,14 @@ class LambdaContext:
         invoked_function_arn: Optional[str] = None,
         tenant_id: Optional[str] = None,
     ) -> None:
-        environ = os.environ
         self.aws_request_id = invoke_id
-        self.log_group_name = environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        (
+            self.log_group_name,
+            self.log_stream_name,
+            self.function_name,
+            self.memory_limit_in_mb,
+            self.function_version,
+        ) = _function_environment()
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = tenant_id
         self._w3c_fields = self._extract_and_strip_w3c(client_context)
@@ -127,75 +150,3 @@ class LambdaContext:
             f"function_version={self.function_version},invoked_function_arn={self.invoked_function_arn},"
             f"client_context={self.client_context},identity={self.identity},tenant_id={self.tenant_id}])"
         )
-
-
-class ContextFactory:
-    """Makes the context of each invocation, attribute for attribute as `LambdaContext()` does.
-
-    The environment is read per invocation, as the stock runtime reads it, but from the encoded
-    table that `os.environ` keeps current (`_data` on POSIX) rather than through five
-    `os.environ.get` calls, which cost each invocation several microseconds.
-    """
-
-    _NAMES = (
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-    )
-
-    def __init__(self) -> None:
-        self._environ = os.environ
-        encoded = getattr(self._environ, "_data", None)
-        self._encoded: Optional[dict[bytes, bytes]] = None
-        if os.name == "posix" and isinstance(encoded, dict):
-            self._encoded = encoded
-        self._encoding = sys.getfilesystemencoding()
-        self._encoded_names = tuple(name.encode(self._encoding) for name in self._NAMES)
-
-    def __call__(
-        self,
-        invoke_id: str,
-        client_context: Optional[Any],
-        cognito_identity: Optional[Any],
-        epoch_deadline_time_in_ms: int,
-        invoked_function_arn: Optional[str],
-        tenant_id: Optional[str],
-    ) -> LambdaContext:
-        log_group_name, log_stream_name, function_name, memory_limit_in_mb, function_version = self._environment()
-        context = _new_object(LambdaContext)
-        # The same attributes in the same order as `LambdaContext.__init__`, so `vars()` agrees.
-        context.__dict__ = {
-            "aws_request_id": invoke_id,
-            "log_group_name": log_group_name,
-            "log_stream_name": log_stream_name,
-            "function_name": function_name,
-            "memory_limit_in_mb": memory_limit_in_mb,
-            "function_version": function_version,
-            "invoked_function_arn": invoked_function_arn,
-            "tenant_id": tenant_id,
-            "_w3c_fields": LambdaContext._extract_and_strip_w3c(client_context),
-            "client_context": None if client_context is None else ClientContext(client_context),
-            "identity": CognitoIdentity(cognito_identity),
-            "_epoch_deadline_time_in_ms": epoch_deadline_time_in_ms,
-        }
-        return context
-
-    def _environment(self) -> tuple[Optional[str], ...]:
-        encoded = self._encoded
-        if encoded is None or os.environ is not self._environ:
-            # Not CPython's POSIX mapping, or replaced since: the public way.
-            return tuple(os.environ.get(name) for name in self._NAMES)
-        encoding = self._encoding
-        group, stream, function, memory, version = map(encoded.get, self._encoded_names)
-        return (
-            None if group is None else group.decode(encoding, "surrogateescape"),
-            None if stream is None else stream.decode(encoding, "surrogateescape"),
-            None if function is None else function.decode(encoding, "surrogateescape"),
-            None if memory is None else memory.decode(encoding, "surrogateescape"),
-            None if version is None else version.decode(encoding, "surrogateescape"),
-        )
-
-
-_new_object = object.__new__
